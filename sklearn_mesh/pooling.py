@@ -187,6 +187,20 @@ class RaggedEmbeddings:
     def n_clips(self):
         return len(self.lengths)
 
+    @property
+    def shape(self):
+        """``(n_clips, max_frames, dim)``, the shape of the NaN-padded array view."""
+        return (len(self), int(self.lengths.max()) if len(self) else 0, self.dim)
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def __array__(self, dtype=None, copy=None):
+        """NaN-padded ``(n_clips, max_frames, dim)`` array (padding is visibly not data)."""
+        out = self.padded(fill_value=np.nan)[0]
+        return out if dtype is None else out.astype(dtype)
+
     def __repr__(self):
         return (
             f"RaggedEmbeddings(n_clips={len(self)}, dim={self.dim}, level={self.level!r}, "
