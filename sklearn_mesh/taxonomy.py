@@ -100,7 +100,14 @@ class Taxonomy:
         return cls(parent_of, **kwargs)
 
     @classmethod
-    def from_csv(cls, path: str | PathLike, *, other: str = "drop", name: str = "") -> Taxonomy:
+    def from_csv(
+        cls,
+        path: str | PathLike,
+        *,
+        other: str = "drop",
+        extra_classes: Iterable[str] = ("fx-d",),
+        name: str = "",
+    ) -> Taxonomy:
         """Read the BSD ``taxonomy.csv`` format.
 
         Columns ``ClassKey, ClassName, TopLevel, Description[, Examples]``. The top-level
@@ -109,10 +116,27 @@ class Taxonomy:
         Parameters
         ----------
         other : {"drop", "keep"}, default="drop"
-            ``"drop"`` leaves out the ``*-other`` classes; ``"keep"`` keeps every row.
+            ``"drop"`` leaves out the classes outside the BSD10k label space: every
+            ``*-other`` class and ``extra_classes``. ``"keep"`` keeps every row, with
+            those classes moved after the others (so the first leaves, and their
+            indices, are the same under both policies). On the official CSV this gives
+            :data:`BST` and :data:`BST_FULL` respectively.
+        extra_classes : iterable of str, default=("fx-d",)
+            Classes treated like ``*-other`` classes (crowd-sourced data only).
+
+        Examples
+        --------
+        >>> import io, tempfile, os
+        >>> from sklearn_mesh.taxonomy import Taxonomy
+        >>> text = "ClassKey,ClassName,TopLevel\\na-x,X,A\\na-other,Other,A\\nb-y,Y,B\\n"
+        >>> path = os.path.join(tempfile.mkdtemp(), "tax.csv")
+        >>> _ = open(path, "w").write(text)
+        >>> Taxonomy.from_csv(path).leaves, Taxonomy.from_csv(path, other="keep").leaves
+        (('a-x', 'b-y'), ('a-x', 'b-y', 'a-other'))
         """
         if other not in ("drop", "keep"):
             raise ValueError(f"other must be 'drop' or 'keep', got {other!r}.")
+        extra = set(extra_classes)
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         needed = {"ClassKey", "ClassName", "TopLevel"}
@@ -121,19 +145,31 @@ class Taxonomy:
             raise ValueError(
                 f"{path}: a taxonomy CSV needs the columns {sorted(needed)}; found {have}."
             )
-        parent_of, names, descriptions = {}, {}, {}
+        main, tail, names, descriptions, tops = {}, {}, {}, {}, []
         for row in rows:
             key = row["ClassKey"].strip()
             if "-" not in key:
                 raise ValueError(f"{path}: class key {key!r} has no '<top>-' prefix.")
-            if other == "drop" and key.endswith("-other"):
-                continue
+            if key in main or key in tail:
+                raise ValueError(f"{path}: class key {key!r} appears twice.")
             top = key.split("-", 1)[0]
-            parent_of[key] = top
+            if top not in tops:
+                tops.append(top)
+            is_extra = key.endswith("-other") or key in extra
+            if is_extra and other == "drop":
+                continue
+            (tail if is_extra else main)[key] = top
             names[key] = row["ClassName"].strip()
             names.setdefault(top, row["TopLevel"].strip())
             descriptions[key] = (row.get("Description") or "").strip()
-        return cls(parent_of, names=names, descriptions=descriptions, name=name)
+        parent_of = {**main, **tail}
+        return cls(
+            parent_of,
+            top_order=[t for t in tops if t in set(parent_of.values())],
+            names=names,
+            descriptions=descriptions,
+            name=name,
+        )
 
     def subset(self, leaves: Iterable[str], *, name: str | None = None) -> Taxonomy:
         """A taxonomy restricted to ``leaves`` (kept in this taxonomy's order)."""
