@@ -175,11 +175,27 @@ def grad_norms(model, Xt, yt, *, chunk_size=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- driver
-def _standardize(X_fit, X_all):
-    mean = X_fit.mean(axis=0, dtype=np.float64)
-    std = X_fit.std(axis=0, dtype=np.float64)
+def _standardize(X, train, train_keys, chunk=4096):
+    """Standardise all rows of ``X`` with the mean / std of the rows ``train``.
+
+    The statistics are accumulated in float64 over chunks taken in content order, so they
+    do not depend on the row order of ``X`` (bitwise).
+    """
+    order = train[content_order(train_keys, 0)]
+    total = np.zeros(X.shape[1])
+    for start in range(0, order.size, chunk):
+        total += X[order[start : start + chunk]].sum(axis=0, dtype=np.float64)
+    mean = total / max(order.size, 1)
+    sq = np.zeros(X.shape[1])
+    for start in range(0, order.size, chunk):
+        d = X[order[start : start + chunk]] - mean
+        sq += np.einsum("ij,ij->j", d, d)
+    std = np.sqrt(sq / max(order.size, 1))
     std[~(std > 1e-12)] = 1.0
-    return ((X_all - mean) / std).astype(np.float32)
+    out = np.empty(X.shape, dtype=np.float32)
+    for start in range(0, X.shape[0], chunk):
+        out[start : start + chunk] = (X[start : start + chunk] - mean) / std
+    return out
 
 
 def compute_scores(
@@ -234,8 +250,10 @@ def compute_scores(
                 continue
             if train.size == 0:
                 raise ValueError("A cross-validation split has no training samples.")
+            # score in content order: results do not depend on the row order of X
+            test = test[content_order(keys[test], 0)]
             if X_plain is None:
-                Xt = torch.from_numpy(_standardize(X[train], X)).to(dev)
+                Xt = torch.from_numpy(_standardize(X, train, keys[train])).to(dev)
             else:
                 Xt = X_plain
             seed = run_seed + 104729 * k
