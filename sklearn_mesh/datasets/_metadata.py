@@ -25,10 +25,10 @@ _PATH_CANDIDATES = ("audio_path", "filepath", "file_path", "path")
 
 def _parse_tags(value) -> list[str]:
     """Tags as a list: from ``"a,b,c"``, ``"['a', 'b']"``, a list, or a missing value."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
     if isinstance(value, (list, tuple, np.ndarray)):
         items = list(value)
+    elif _is_missing(value):
+        return []
     else:
         text = str(value).strip()
         if not text:
@@ -46,8 +46,15 @@ def _parse_tags(value) -> list[str]:
     return [str(t).strip() for t in items if str(t).strip()]
 
 
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _field_text(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if _is_missing(value):
         return ""
     return str(value).strip()
 
@@ -321,7 +328,7 @@ def load_bsd_metadata(
         base = Path(audio_dir) if audio_dir is not None else csv_dir
         paths = []
         for v in frame[audio_column].tolist():
-            if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip():
+            if _is_missing(v) or not str(v).strip():
                 paths.append(None)
                 continue
             p = Path(str(v).strip())
