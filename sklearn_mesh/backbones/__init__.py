@@ -19,6 +19,11 @@ _LAZY = {
     "PaSSTModel": "_passt",
     "FPaSSTModel": "_passt",
     "M2DModel": "_m2d",
+    "ATSTFrame": "_atst",
+    "ATSTFrameEncoder": "_atst",
+    "EfficientAT": "_efficientat",
+    "MobileNetAudio": "_efficientat",
+    "DynamicMobileNetAudio": "_efficientat",
 }
 
 __all__ = list(_LAZY)
