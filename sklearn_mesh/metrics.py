@@ -18,7 +18,8 @@ A class present in the ground truth but never predicted has no precision. Two po
     the class is left out of all three averages — what the official baseline script
     does (its division fails and the class is skipped); this inflates the score.
 
-Everything is vectorised with ``np.bincount``; there is no per-sample Python loop.
+Everything is vectorised: one ``np.bincount`` builds the ``K x K`` confusion matrix, the
+per-class sums follow from it; there is no per-sample Python loop.
 """
 
 from __future__ import annotations
@@ -67,12 +68,18 @@ def _check_lam(lam):
     return lam
 
 
-def _sample_scores_idx(t_idx, p_idx, taxonomy: Taxonomy, lam: float) -> np.ndarray:
+def _score_table(taxonomy: Taxonomy, lam: float) -> np.ndarray:
+    """``K x K`` clip score for (true leaf, predicted leaf): 1, ``lam / 2`` or 0."""
     parent = taxonomy.parent_index
-    exact = t_idx == p_idx
-    same_top = parent[t_idx] == parent[p_idx]
     # |P ∩ T| / |P| is 1 for an exact match and 1/2 when only the parent matches.
-    return np.where(exact, 1.0, np.where(same_top, lam * 0.5, 0.0))
+    table = np.where(parent[:, None] == parent[None, :], lam * 0.5, 0.0)
+    np.fill_diagonal(table, 1.0)
+    return table
+
+
+def _sample_scores_idx(t_idx, p_idx, taxonomy: Taxonomy, lam: float) -> np.ndarray:
+    k = taxonomy.n_leaves
+    return _score_table(taxonomy, lam).ravel()[t_idx * k + p_idx]
 
 
 def hierarchical_sample_scores(y_true, y_pred, *, taxonomy=None, lam=0.75) -> np.ndarray:
@@ -93,12 +100,14 @@ def _per_class(t_idx, p_idx, taxonomy, lam, never_predicted):
     if never_predicted not in _POLICIES:
         raise ValueError(f"never_predicted must be one of {_POLICIES}, got {never_predicted!r}.")
     k = taxonomy.n_leaves
-    s = _sample_scores_idx(t_idx, p_idx, taxonomy, lam)
-    support = np.bincount(t_idx, minlength=k)
-    n_pred = np.bincount(p_idx, minlength=k)
+    # everything follows from the K x K confusion matrix (one bincount over the clips)
+    confusion = np.bincount(t_idx * k + p_idx, minlength=k * k).reshape(k, k)
+    scored = confusion * _score_table(taxonomy, lam)
+    support = confusion.sum(axis=1)
+    n_pred = confusion.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.bincount(t_idx, weights=s, minlength=k) / support
-        precision = np.bincount(p_idx, weights=s, minlength=k) / n_pred
+        recall = scored.sum(axis=1) / support
+        precision = scored.sum(axis=0) / n_pred
     present = support > 0
     never = present & (n_pred == 0)
     if never_predicted == "zero":
