@@ -383,7 +383,9 @@ class EmbeddingSetSelector(SelectorMixin, BaseEstimator):
         :func:`stack_blocks`.
     estimator : estimator, default=None
         Reference classifier fitted on each block in each fold; ``None`` means
-        ``make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))``. It is fitted
+        ``make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))``
+        (a fast, fairly strongly regularised linear probe: with ``C=1`` it overfits
+        384-d sentence embeddings of BSD10k by about 5 hF points). It is fitted
         on taxonomy leaf indices; its ``predict_proba`` (if any) feeds the probability
         correlation. Give it a fixed ``random_state`` if it is stochastic.
     n_blocks : int, default=None
@@ -533,7 +535,7 @@ class EmbeddingSetSelector(SelectorMixin, BaseEstimator):
     def _default_estimator(self):
         if self.estimator is not None:
             return self.estimator
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
 
     def _make_cv(self, y_idx):
         if isinstance(self.cv, numbers.Integral):
@@ -610,7 +612,10 @@ class EmbeddingSetSelector(SelectorMixin, BaseEstimator):
                 "fold; OOF diversity uses the covered samples only.",
                 UserWarning,
             )
-        hf_oof = [scorer.score_predictions(y_idx[covered], oof_pred[b, covered]) for b in range(len(names))]
+        hf_oof = [
+            scorer.score_predictions(y_idx[covered], oof_pred[b, covered])
+            for b in range(len(names))
+        ]
         hf_mean = fold_scores.mean(axis=1)
         self.cv_scores_ = pd.DataFrame(
             fold_scores, index=pd.Index(names, name="block"),

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from joblib import parallel_config
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -167,7 +168,7 @@ def test_scores_match_manual_cross_validation():
         fold = []
         oof = np.empty(len(y), dtype=object)
         for train, test in cv.split(X, y_idx):
-            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
             clf.fit(X[train, cols], y[train])
             oof[test] = clf.predict(X[test, cols])
             fold.append(hierarchical_f1_score(y[test], oof[test]))
@@ -230,12 +231,12 @@ def test_weight_zero_fit_equals_top_k(k):
     assert sel.scores_.loc[sel.selected_, "rank"].tolist() == list(range(1, k + 1))
 
 
-@pytest.mark.slow
 def test_deterministic_with_random_state_and_n_jobs():
     blocks, y = _blocks_data(n=120)
     kw = dict(cv=3, cka_max_samples=50, random_state=7, diversity_weight=0.3)
     a = EmbeddingSetSelector(**kw).fit(blocks, y)
-    b = EmbeddingSetSelector(**kw, n_jobs=2).fit(blocks, y)
+    with parallel_config(backend="threading"):  # same code path as processes, no spawn cost
+        b = EmbeddingSetSelector(**kw, n_jobs=2).fit(blocks, y)
     pd.testing.assert_frame_equal(a.scores_, b.scores_)
     for m in a.diversity_:
         pd.testing.assert_frame_equal(a.diversity_[m], b.diversity_[m])
@@ -363,7 +364,8 @@ def test_group_cv_custom_estimator_and_single_class_folds():
     # integer taxonomy indices; a fold whose training part holds a single class
     y_int = np.array([0] * 29 + [11])
     X = np.random.default_rng(0).normal(size=(30, 4))
-    sel = EmbeddingSetSelector([("a", [0, 1]), ("b", [2, 3])], cv=[(np.arange(25), np.arange(25, 30))])
+    split = [(np.arange(25), np.arange(25, 30))]
+    sel = EmbeddingSetSelector([("a", [0, 1]), ("b", [2, 3])], cv=split)
     with pytest.warns(UserWarning, match="out of every test fold"):
         sel.fit(X, y_int)
     assert list(sel.classes_) == list(range(BST.n_leaves))
@@ -385,7 +387,7 @@ def test_plot_selection():
 def test_example_quick_mode_runs(bsd10k_dir):
     script = REPO / "examples" / "select_embedding_sets.py"
     proc = subprocess.run(
-        [sys.executable, str(script), "--n-samples", "600", "--no-minilm", "--outer-folds", "2",
+        [sys.executable, str(script), "--n-samples", "400", "--no-minilm", "--outer-folds", "2",
          "--inner-folds", "2"],
         capture_output=True,
         text=True,
@@ -396,3 +398,24 @@ def test_example_quick_mode_runs(bsd10k_dir):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "selected" in proc.stdout and "hF" in proc.stdout
+
+
+def test_plot_selection_without_matplotlib_names_the_extra(monkeypatch):
+    blocks, y = _blocks_data()
+    sel = EmbeddingSetSelector(cv=3, random_state=0).fit(blocks, y)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"sklearn-mesh\[plot\]"):
+        plot_selection(sel)
+
+
+def test_get_feature_names_out_input_features():
+    blocks, y = _blocks_data()
+    X, layout = stack_blocks(blocks)
+    sel = EmbeddingSetSelector(layout, n_blocks=1, diversity_weight=0.0, cv=3, random_state=0)
+    sel.fit(X, y)
+    names = [f"f{j}" for j in range(X.shape[1])]
+    out = sel.get_feature_names_out(names)
+    best = sel.selected_[0]
+    assert list(out) == [f"{best}__f{j}" for j in np.flatnonzero(sel.support_)]
+    with pytest.raises(ValueError, match="length"):
+        sel.get_feature_names_out(names[:-1])
