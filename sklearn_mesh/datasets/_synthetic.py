@@ -135,13 +135,17 @@ class _Clip:
         """Wavetable oscillator at a constant or per-sample frequency (Hz)."""
         if table is None:
             table = self.table(np.ones(1) if amps is None else amps)
-        phase0 = self.rng.uniform(0.0, 1.0)
+        phase0 = self.rng.uniform(0.0, 1.0) * _TABLE_N
+        scale = _TABLE_N / self.sr
         if np.ndim(freq) == 0:
-            cyc = np.arange(self.n, dtype=np.float64) * (max(float(freq), 0.0) / self.sr)
+            cyc = np.arange(self.n, dtype=np.float64)
+            cyc *= max(float(freq), 0.0) * scale
         else:
-            cyc = np.cumsum(np.maximum(freq, 0.0), dtype=np.float64) / self.sr
+            cyc = np.cumsum(np.maximum(freq, 0.0), dtype=np.float64)
+            cyc *= scale
         cyc += phase0
-        idx = (cyc * _TABLE_N).astype(np.int64) & (_TABLE_N - 1)
+        idx = cyc.astype(np.int64)
+        idx &= _TABLE_N - 1
         return table[idx]
 
     def sine(self, freq):
@@ -190,10 +194,25 @@ class _Clip:
             sel = np.array([int(np.argmin(np.abs(np.log(centres / np.sqrt(lo * hi)))))])
         gains = (centres[sel] / 1000.0) ** (0.5 * slope) * self.rng.uniform(0.7, 1.0, sel.size)
         gains = gains / np.sqrt(np.sum(gains**2))
+        gains *= np.where(self.rng.random(sel.size) < 0.5, -1.0, 1.0)
         out = np.zeros(self.n, dtype=np.float32)
+        size = _BANK_LEN
         for g, j in zip(gains, sel):
-            out += np.float32(g) * self._slice(bank["bands"][j])
+            buf = bank["bands"][j]
+            off = int(self.rng.integers(0, size))
+            pos = 0
+            while pos < self.n:  # wrap around the buffer for clips longer than it
+                m = min(self.n - pos, size - off)
+                out[pos : pos + m] += np.float32(g) * buf[off : off + m]
+                pos += m
+                off = 0
         return out
+
+    def octave_noise(self, fc):
+        """Noise in the single octave band nearest ``fc`` (cheapest band-limited noise)."""
+        bank = _noise_bank(self.sr)
+        j = int(np.argmin(np.abs(np.log(bank["centres"] / fc))))
+        return self._slice(bank["bands"][j])
 
     def _clamp_band(self, lo, hi):
         lo = float(np.clip(lo, 20.0, 0.9 * self.nyq))
@@ -435,14 +454,18 @@ def _speech(c: _Clip, f0=None, shift=None, rate=None, rest=0.15):
     syl_vowel = c.rng.integers(0, len(vowel_set), lengths.size)
     cyc = np.cumsum(freq, dtype=np.float64) / c.sr + c.rng.uniform()
     pos = (cyc * _TABLE_N).astype(np.int64) & (_TABLE_N - 1)
-    src = tables[syl_vowel[idx], pos]
+    flat = syl_vowel[idx].astype(np.int64)
+    flat *= _TABLE_N
+    flat += pos
+    src = tables.ravel()[flat]
     seg = lengths[idx].astype(np.float32, copy=False)
     env = np.sin(np.pi * np.clip(t_in / np.maximum(seg * 0.9, 1e-3), 0.0, 1.0)) ** 2
     env *= (active * c.rng.uniform(0.4, 1.0, lengths.size)).astype(np.float32)[idx]
     consonant = (c.rng.random(lengths.size) < 0.5) & active
     burst = (t_in < 0.04) & consonant[idx]
     x = src * env
-    x += c.u(0.1, 0.5) * c.noise_band(2500.0, 7000.0) * burst
+    if burst.any():
+        x += np.float32(c.u(0.1, 0.5)) * c.octave_noise(4000.0) * burst
     return x
 
 
@@ -521,7 +544,7 @@ def _r_sp_s(c: _Clip):
 
 
 def _r_sp_c(c: _Clip):
-    n_voices = int(c.rng.integers(2, 7))
+    n_voices = int(c.rng.integers(2, 5))
     x = np.zeros(c.n, dtype=np.float32)
     for _ in range(n_voices):
         x += c.u(0.3, 1.0) * _speech(c, rest=0.35)
@@ -820,19 +843,21 @@ def _render(label, seed, n, sr):
     rng = np.random.default_rng(seed)
     c = _Clip(rng, sr, n)
     x = np.asarray(_RECIPES[label](c), dtype=np.float32)
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    rms = float(np.sqrt(np.mean(x * x)))
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    rms = float(np.sqrt(np.dot(x, x) / x.size))
     if rms < 1e-8:
         x = 1e-3 * c.noise()
-        rms = float(np.sqrt(np.mean(x * x)))
+        rms = float(np.sqrt(np.dot(x, x) / x.size))
     # shared nuisance: a coloured noise floor at a random SNR
     snr_db = rng.uniform(12.0, 45.0)
-    floor = c.colored(rng.uniform(0.0, 0.98)) * np.float32(rms * 10 ** (-snr_db / 20.0))
+    floor = c.colored(rng.uniform(0.0, 0.98))
+    floor *= np.float32(rms * 10 ** (-snr_db / 20.0))
     x = x + floor
     x = c.fade(x, 0.002)
-    peak = float(np.abs(x).max())
-    x *= np.float32(rng.uniform(0.1, 0.95) / max(peak, 1e-9))
-    return np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
+    peak = max(float(x.max()), -float(x.min()), 1e-9)
+    x *= np.float32(rng.uniform(0.1, 0.95) / peak)  # peak <= 0.95: inside [-1, 1]
+    return x
 
 
 # ---------------------------------------------------------------------------
