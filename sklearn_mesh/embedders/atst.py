@@ -158,19 +158,36 @@ class ATSTFrameEmbedder(TorchEmbedder):
         return {"pad_to_max": bool(self.pad_to_max), "model_config": self.model_config}
 
 
+# same reasons as for TorchEmbedder: rows of a 2-D array are waveforms of any length
+_EXPECTED_FAILED_CHECKS = {
+    "check_n_features_in": (
+        "rows of a 2-D array are waveforms whose number of samples varies from clip to "
+        "clip, so there is no fixed n_features_in_"
+    ),
+    "check_n_features_in_after_fitting": (
+        "rows of a 2-D array are waveforms: any number of samples is valid, so "
+        "transform does not require the training width"
+    ),
+    "check_transformer_general": (
+        "its last step requires an error when transform gets another number of columns; "
+        "rows are waveforms, so any length is valid (the rest of the check passes)"
+    ),
+    "check_methods_sample_order_invariance": (
+        "clips are batched for the transformer; another row order changes the batch "
+        "composition and float32 matmul rounding by ~1e-7 (above the check's rtol=1e-7); "
+        "each clip's result does not otherwise depend on its batch (padding is masked)"
+    ),
+}
+
+
 def _check_instances():
     return [
         (
             ATSTFrameEmbedder(
                 model_config=dict(embed_dim=8, depth=1, num_heads=2),
-                input_sample_rate=1000,
+                input_sample_rate=100,
                 random_state=0,
             ),
-            {
-                "check_n_features_in_after_fitting": (
-                    "rows of a 2-D array are waveforms: any number of samples is valid, so "
-                    "transform does not require the training width"
-                ),
-            },
+            _EXPECTED_FAILED_CHECKS,
         )
     ]
