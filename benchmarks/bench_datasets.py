@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn_mesh.datasets import load_bsd_metadata, make_bst_audio  # noqa: E402
-from sklearn_mesh.datasets._synthetic import _RECIPES, _render  # noqa: E402
+from sklearn_mesh.datasets._synthetic import _render  # noqa: E402
 from sklearn_mesh.metrics import hierarchical_f1_score  # noqa: E402
 from sklearn_mesh.taxonomy import BST  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Tests of sklearn_mesh.datasets: metadata loader, fetchers (local server only), synthetic audio."""
+"""Tests of sklearn_mesh.datasets: metadata loader, fetchers (local server), synthetic audio."""
 
 from __future__ import annotations
 
@@ -94,7 +94,11 @@ def test_load_v10(tmp_path):
 
 def test_load_v12_confidence_description_and_list_tags(tmp_path):
     data = load_bsd_metadata(_v12(tmp_path), text_sep=" | ", tag_sep=",")
-    assert data.text == ["Drum loop | drums,loop | A groove.", "Voice | talk,man", "dog | Barking dog"]
+    assert data.text == [
+        "Drum loop | drums,loop | A groove.",
+        "Voice | talk,man",
+        "dog | Barking dog",
+    ]
     np.testing.assert_array_equal(data.confidence, [5.0, np.nan, 2.0])
     assert data.confidence.dtype == np.float64
     only_title = load_bsd_metadata(_v12(tmp_path), text_fields=("title", "nonexistent"))
@@ -352,7 +356,9 @@ def test_fetch_with_pinned_sha256_and_url_override(server, tmp_path):
     server.routes["/mirror/meta.zip"] = body
     files = {
         "metadata": RemoteFile(
-            "metadata.zip", url=server.url + "/mirror/meta.zip", sha256=hashlib.sha256(body).hexdigest()
+            "metadata.zip",
+            url=server.url + "/mirror/meta.zip",
+            sha256=hashlib.sha256(body).hexdigest(),
         )
     }
     data = fetch_bsd35k_cs(tmp_path / "cache", files=files, verbose=False)
@@ -380,7 +386,8 @@ def test_download_restarts_when_range_unsupported(server, tmp_path):
     server.routes["/f.bin"] = body
     server.range_ok = False
     (tmp_path / "f.bin.part").write_bytes(b"XXXX")  # stale junk must not be kept
-    download_file(server.url + "/f.bin", tmp_path / "f.bin", sha256=hashlib.sha256(body).hexdigest())
+    sha = hashlib.sha256(body).hexdigest()
+    download_file(server.url + "/f.bin", tmp_path / "f.bin", sha256=sha)
     assert (tmp_path / "f.bin").read_bytes() == body
 
 

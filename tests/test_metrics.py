@@ -147,11 +147,8 @@ def test_per_class_output_and_report():
 
 def test_custom_taxonomy():
     tax = Taxonomy.from_mapping({"a": ["a1", "a2"], "b": ["b1"]})
-    assert hierarchical_sample_scores(["a1", "a1", "a1"], ["a1", "a2", "b1"], taxonomy=tax).tolist() == [
-        1.0,
-        0.375,
-        0.0,
-    ]
+    scores = hierarchical_sample_scores(["a1", "a1", "a1"], ["a1", "a2", "b1"], taxonomy=tax)
+    assert scores.tolist() == [1.0, 0.375, 0.0]
 
 
 # --------------------------------------------------------------------------- errors
@@ -324,6 +321,6 @@ def test_scorer_rejects_sample_weight_and_repr():
     with pytest.raises(ValueError, match="sample weights"):
         hf_scorer(clf, X, y, sample_weight=np.ones(len(y)))
     assert "predict_proba" in repr(hf_proba_scorer)
-    assert HierarchicalScorer("hf", never_predicted="drop").score_predictions(
-        ["m-sp", "m-m"], ["m-sp", "m-sp"]
-    ) == pytest.approx(hierarchical_f1_score(["m-sp", "m-m"], ["m-sp", "m-sp"], never_predicted="drop"))
+    y_true, y_pred = ["m-sp", "m-m"], ["m-sp", "m-sp"]
+    got = HierarchicalScorer("hf", never_predicted="drop").score_predictions(y_true, y_pred)
+    assert got == pytest.approx(hierarchical_f1_score(y_true, y_pred, never_predicted="drop"))

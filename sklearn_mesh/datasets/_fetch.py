@@ -163,7 +163,9 @@ def download_file(url, dest, *, md5=None, sha256=None, size=None, timeout=10.0, 
             if exc.code == 416 and have:  # nothing left to fetch: verify what we have
                 resp = None
             else:
-                raise DownloadError(f"HTTP error {exc.code} downloading {url}: {exc.reason}") from exc
+                raise DownloadError(
+                    f"HTTP error {exc.code} downloading {url}: {exc.reason}"
+                ) from exc
         except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DownloadError(f"Could not connect to download {url}: {reason}") from exc

@@ -300,7 +300,10 @@ def load_bsd_metadata(
             per_field.append([tag_sep.join(_parse_tags(v)) for v in frame[f].tolist()])
         else:
             per_field.append([_field_text(v) for v in frame[f].tolist()])
-    texts = [text_sep.join(p for p in parts if p) for parts in zip(*per_field)] if per_field else [""] * len(frame)
+    if per_field:
+        texts = [text_sep.join(p for p in parts if p) for parts in zip(*per_field)]
+    else:
+        texts = [""] * len(frame)
 
     # ---- confidence
     confidence = None
@@ -321,7 +324,8 @@ def load_bsd_metadata(
         audio_column = next((c for c in _PATH_CANDIDATES if c in frame.columns), None)
     elif audio_column not in frame.columns:
         raise ValueError(
-            f"{source}: audio_column {audio_column!r} is missing; columns are {list(frame.columns)}."
+            f"{source}: audio_column {audio_column!r} is missing; columns are "
+            f"{list(frame.columns)}."
         )
     search_dir = None
     if audio_column is not None:

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import signal
 from sklearn.utils import Bunch, check_random_state
 
-from ..taxonomy import BST, check_taxonomy
+from ..taxonomy import check_taxonomy
 
 __all__ = ["make_bst_audio"]
 
@@ -267,7 +267,8 @@ class _Clip:
     def place(self, times, kernel, amps=None):
         """Sum of copies of ``kernel`` starting at ``times`` (s), scaled by ``amps``."""
         kernel = np.asarray(kernel, dtype=np.float32)[: self.n]
-        pos = np.minimum((np.asarray(times, dtype=np.float64) * self.sr).astype(np.int64), self.n - 1)
+        pos = (np.asarray(times, dtype=np.float64) * self.sr).astype(np.int64)
+        pos = np.minimum(pos, self.n - 1)
         a = np.ones(len(pos)) if amps is None else np.asarray(amps, dtype=np.float64)
         if len(pos) <= 48:  # few events: add shifted copies directly
             out = np.zeros(self.n, dtype=np.float32)
@@ -413,7 +414,7 @@ def _modal_kernel(c: _Clip):
     for _ in range(int(c.rng.integers(2, 6))):
         f = c.lu(400.0, 7000.0)
         if f < 0.9 * k.nyq:
-            x += c.u(0.2, 1.0) * k.sine(f) * np.exp(-k.t / c.u(0.005, 0.25)).astype(np.float32, copy=False)
+            x += c.u(0.2, 1.0) * k.sine(f) * np.exp(-k.t / np.float32(c.u(0.005, 0.25)))
     x += c.u(0.1, 0.8) * k.noise() * np.exp(-k.t / c.u(0.001, 0.01))
     return x
 
@@ -610,7 +611,8 @@ def _r_fx_v(c: _Clip):
 
 def _r_fx_m(c: _Clip):
     f0 = c.lu(40.0, 400.0)
-    x = c.osc(f0 * (1 + 0.01 * c.smooth(0.2)), amps=c.harmonic_amps(f0, tilt=c.u(0.7, 1.5), n_max=20))
+    amps = c.harmonic_amps(f0, tilt=c.u(0.7, 1.5), n_max=20)
+    x = c.osc(f0 * (1 + 0.01 * c.smooth(0.2)), amps=amps)
     x = x * c.u(0.2, 1.0)
     clicks = c.times(c.lu(2.0, 30.0), regular=c.u(0.7, 1.0))
     x += c.place(clicks, _modal_kernel(c))
@@ -668,7 +670,8 @@ def _r_fx_a(c: _Clip):
 
 
 def _wind(c: _Clip):
-    return c.noise_band(30.0, c.u(300.0, 1500.0), slope=-1.0) * (1.0 + 0.8 * c.smooth(c.u(0.1, 0.6)))
+    gust = 1.0 + 0.8 * c.smooth(c.u(0.1, 0.6))
+    return c.noise_band(30.0, c.u(300.0, 1500.0), slope=-1.0) * gust
 
 
 def _rain(c: _Clip):
@@ -723,7 +726,11 @@ def _r_fx_el(c: _Clip):
         idx, t_in, lengths, active = c.notes(rate, swing=0.3, rest=0.3)
         f = c.rng.choice([1.0, 1.5, 2.0, 1.25], idx.max() + 1) * c.lu(400.0, 3000.0)
         square = c.chance(0.4)
-        amps = c.harmonic_amps(float(f.max()), tilt=1.0, odd=1.0, jitter=0.0) if square else np.ones(1)
+        amps = (
+            c.harmonic_amps(float(f.max()), tilt=1.0, odd=1.0, jitter=0.0)
+            if square
+            else np.ones(1)
+        )
         gate = (t_in < lengths[idx] * c.u(0.3, 0.9)) & active[idx]
         return c.osc(f[idx], amps=amps) * gate
     if mode == "sweep":
@@ -1058,7 +1065,10 @@ def make_bst_audio(
     seeds = rng.integers(0, 2**63 - 1, n_samples)
     leaves = np.asarray(taxonomy.leaves, dtype=object)
     y_clean = leaves[y_idx]
-    audio = [_render(str(lab), int(s), int(m), int(sample_rate)) for lab, s, m in zip(y_clean, seeds, lengths)]
+    audio = [
+        _render(str(lab), int(s), int(m), int(sample_rate))
+        for lab, s, m in zip(y_clean, seeds, lengths)
+    ]
 
     text_rng = np.random.default_rng(rng.integers(0, 2**63 - 1))
     texts = _make_texts(text_rng, y_clean, taxonomy)
