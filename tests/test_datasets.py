@@ -584,3 +584,15 @@ def test_make_bst_audio_learnable_but_not_trivial():
     n_cousin_pairs = 23 * 22 - n_sib_pairs
     # per ordered class pair, siblings are confused more often than cousins
     assert (wrong & same_top).sum() / n_sib_pairs > (wrong & ~same_top).sum() / n_cousin_pairs
+
+
+def test_ids_keep_leading_zeros_and_integer_ids(tmp_path):
+    path = _write(tmp_path / "meta.csv", "id,title\n007,a\n010,b\n")
+    audio = tmp_path / "audio"
+    _touch(audio / "007.wav")
+    _touch(audio / "010.flac")
+    data = load_bsd_metadata(path, audio_dir=audio)
+    assert data.ids.tolist() == ["007", "010"]
+    assert [Path(p).name for p in data.audio_paths] == ["007.wav", "010.flac"]
+    ints = load_bsd_metadata(_write(tmp_path / "m2.csv", "sound_id,class\n5,m-sp\n12,fx-o\n"))
+    assert ints.ids.dtype == np.int64 and ints.ids.tolist() == [5, 12]

@@ -96,6 +96,26 @@ def _strip_audio_ext(value: str) -> str:
     return stem if ext.lower() in AUDIO_EXTENSIONS else value
 
 
+def _read_dtypes(text_fields, id_column):
+    """Text fields as strings; id columns as raw strings (keeps ids such as ``"007"``)."""
+    dtypes = {f: "string" for f in text_fields}
+    for c in (id_column, *_ID_CANDIDATES):
+        if c is not None:
+            dtypes[c] = str
+    return dtypes
+
+
+def _normalise_ids(ids: pd.Series) -> pd.Series:
+    """Integer ids (Freesound ``sound_id``) as int64 when every id is a canonical integer."""
+    if ids.dtype.kind in "iu" or ids.isna().any():
+        return ids
+    text = ids.astype(str).str.strip()
+    canonical = text.str.fullmatch(r"0|[1-9][0-9]{0,17}")
+    if len(text) and bool(canonical.all()):
+        return text.astype(np.int64)
+    return text.astype(object)
+
+
 def _resolve_csv(path) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -203,15 +223,13 @@ def load_bsd_metadata(
     if isinstance(path, pd.DataFrame):
         frame = path.copy()
     elif hasattr(path, "read"):
-        frame = pd.read_csv(path, dtype={f: "string" for f in text_fields}, keep_default_na=True)
+        frame = pd.read_csv(path, dtype=_read_dtypes(text_fields, id_column))
         source = "the metadata"
     else:
         csv_path = _resolve_csv(path)
         csv_dir = csv_path.parent
         source = str(csv_path)
-        frame = pd.read_csv(
-            csv_path, dtype={f: "string" for f in text_fields}, keep_default_na=True
-        )
+        frame = pd.read_csv(csv_path, dtype=_read_dtypes(text_fields, id_column))
     frame.columns = [str(c).strip() for c in frame.columns]
     columns = list(frame.columns)
 
@@ -228,6 +246,7 @@ def load_bsd_metadata(
     if frame[id_column].isna().any():
         bad = np.flatnonzero(frame[id_column].isna().to_numpy())[:5].tolist()
         raise ValueError(f"{source}: the id column {id_column!r} is empty in rows {bad}.")
+    frame[id_column] = _normalise_ids(frame[id_column])
     dup = frame[id_column][frame[id_column].duplicated(keep=False)]
     if len(dup):
         shown = pd.unique(dup)[:10].tolist()
