@@ -51,7 +51,13 @@ BACKBONES = {
     "passt": ("sklearn_mesh.backbones._passt", 32000, (0.3, 4.0, 10.0)),
     "fpasst": ("sklearn_mesh.backbones._passt", 16000, (0.3, 4.0, 10.0)),
     "m2d": ("sklearn_mesh.backbones._m2d", 16000, (0.5, 4.0, 10.0, 13.0)),
+    # upstream: fschmid56/PretrainedSED (ATST-F_*.pt layout); fschmid56/EfficientAT
+    "atst": ("sklearn_mesh.backbones._atst", 16000, (0.01, 1.0, 3.7, 10.0)),
+    "efficientat_mn": ("sklearn_mesh.backbones._efficientat", 32000, (0.01, 1.0, 3.7, 10.0)),
+    "efficientat_dymn": ("sklearn_mesh.backbones._efficientat", 32000, (0.01, 1.0, 3.7, 10.0)),
 }
+# backbones whose hooks carry a "_<backbone>" suffix (several backbones in one module)
+_SUFFIXED_HOOKS = {"beats_ft", "fpasst", "efficientat_mn", "efficientat_dymn"}
 
 
 def _install_torchaudio_stub(kaldi_path):
@@ -157,7 +163,7 @@ def _clips(sample_rate, seconds, seed=0):
 def run(backbone, upstream, checkpoint=None, kaldi=None):
     module_name, sample_rate, seconds = BACKBONES[backbone]
     mod = importlib.import_module(module_name)
-    suffix = f"_{backbone}" if backbone in {"beats_ft", "fpasst"} else ""
+    suffix = f"_{backbone}" if backbone in _SUFFIXED_HOOKS else ""
     make = getattr(mod, "_parity_checkpoint" + suffix, None) or mod._parity_checkpoint
     ours = getattr(mod, "_parity_ours" + suffix, None) or mod._parity_ours
     ref = getattr(mod, "_parity_reference" + suffix, None) or mod._parity_reference

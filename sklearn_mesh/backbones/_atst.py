@@ -395,44 +395,76 @@ def atst_state_dict_from_checkpoint(state):
     return out
 
 
-def _parity_reference(upstream_path, state_dict, waves):
-    """Frame embeddings of PretrainedSED's own ATST-Frame code for parity checks.
+# -- parity hooks (benchmarks/check_backbone_parity.py) ------------------------------
 
-    ``upstream_path`` is a checkout of fschmid56/PretrainedSED; its ``ATSTMel`` needs
-    torchaudio (pure-Python parts suffice) and its encoder einops. Each wave (1-D float32,
-    16 kHz, <= 10 s) is run alone (batch of one, at its own length), returning a list of
-    (frames, 768) arrays. ``state_dict`` is in the released file's layout.
+
+def _parity_checkpoint(path, seed=0):
+    """Save a random full-size ATST-Frame in PretrainedSED's ``ATST-F_weak.pt`` layout."""
+    torch.manual_seed(seed)
+    enc = ATSTFrameEncoder()
+    with torch.no_grad():  # non-trivial norms and biases
+        for name, p in enc.named_parameters():
+            if "norm" in name or name.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    sd = {"model.atst." + k: v for k, v in enc.state_dict().items()}
+    sd["weak_head.weight"] = 0.02 * torch.randn(527, enc.embed_dim)
+    sd["weak_head.bias"] = torch.zeros(527)
+    sd["strong_head.weight"] = 0.02 * torch.randn(447, enc.embed_dim)
+    sd["strong_head.bias"] = torch.zeros(447)
+    torch.save(sd, path)
+
+
+def _parity_ours(checkpoint_path, waves):
+    """Our frames: all clips in ONE zero-padded batch (so the masking is exercised)."""
+    sd = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model = ATSTFrame()
+    model.encoder.load_state_dict(atst_state_dict_from_checkpoint(sd))
+    model.eval()
+    lengths = [len(w) for w in waves]
+    batch = torch.zeros(len(waves), max(lengths))
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = torch.as_tensor(w)
+    with torch.inference_mode():
+        frames, mask = model(batch, torch.tensor(lengths))
+    return [frames[i][mask[i]].numpy() for i in range(len(waves))]
+
+
+def _parity_reference(upstream, checkpoint_path, waves):
+    """Frames of PretrainedSED's own ATST-Frame code (``models/atstframe``).
+
+    ``upstream`` is a checkout of fschmid56/PretrainedSED. Its ``ATSTMel`` needs
+    torchaudio's ``MelSpectrogram`` / ``AmplitudeToDB`` (pure Python; the compiled
+    extension is not needed) and its encoder einops. Each wave (16 kHz, <= 10 s) runs
+    alone at its own length (a batch of one, as the top-dB floor of torchaudio's
+    ``AmplitudeToDB`` is shared across a 3-D batch); clips under 513 samples are
+    zero-padded like ours because the reference STFT cannot take them.
     """
     import importlib
     import sys
 
-    sys.path.insert(0, str(upstream_path))
+    sys.path.insert(0, str(upstream))
     try:
         for name in list(sys.modules):
             if name == "models" or name.startswith("models."):
                 del sys.modules[name]
         wrapper_mod = importlib.import_module("models.atstframe.ATSTF_wrapper")
-        ref = wrapper_mod.ATSTWrapper()
-        sd = {
-            k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.atst.")
-        }
-        missing, unexpected = ref.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if "mel_transform" not in k]
-        if missing or unexpected:
-            raise RuntimeError(f"reference load: missing={missing} unexpected={unexpected}")
-        ref.eval()
-        outs = []
-        with torch.no_grad():
-            for wave in waves:
-                w = torch.as_tensor(wave, dtype=torch.float32)[None]
-                # the reference's STFT cannot take < 513 samples: same zero-padding as ours
-                w = F.pad(w, (0, max(0, ATST_MIN_SAMPLES - w.shape[-1])))
-                mel = ref.mel_forward(w)  # (1, 1, 64, T)
-                t = mel.shape[-1] - mel.shape[-1] % 4
-                x = ref.atst.get_intermediate_layers(
-                    mel[..., :t], torch.tensor([t]), 1, scene=False
-                )
-                outs.append(x[0].numpy())
-        return outs
     finally:
-        sys.path.remove(str(upstream_path))
+        sys.path.remove(str(upstream))
+    state_dict = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    ref = wrapper_mod.ATSTWrapper()
+    sd = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.atst.")}
+    missing, unexpected = ref.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if "mel_transform" not in k]
+    if missing or unexpected:
+        raise RuntimeError(f"reference load: missing={missing} unexpected={unexpected}")
+    ref.eval()
+    outs = []
+    with torch.no_grad():
+        for wave in waves:
+            w = torch.as_tensor(wave, dtype=torch.float32)[None]
+            w = F.pad(w, (0, max(0, ATST_MIN_SAMPLES - w.shape[-1])))
+            mel = ref.mel_forward(w)  # (1, 1, 64, T)
+            t = mel.shape[-1] - mel.shape[-1] % 4
+            x = ref.atst.get_intermediate_layers(mel[..., :t], torch.tensor([t]), 1, scene=False)
+            outs.append(x[0].numpy())
+    return outs

@@ -530,14 +530,77 @@ def efficientat_state_dict_from_checkpoint(state):
     return dict(state)
 
 
-def _parity_reference(upstream_path, state_dict, waves, *, model_name="mn10_as"):
-    """Per-chunk embeddings and last feature maps from fschmid56/EfficientAT's own code.
+# -- parity hooks (benchmarks/check_backbone_parity.py) ------------------------------
+# backbones "efficientat_mn" (mn10_as) and "efficientat_dymn" (dymn10_as); each clip's
+# parity array is the feature-map frames (t, C) with the chunk embedding as a last row.
+
+
+def _parity_checkpoint_named(path, model_name, seed=0):
+    """Save a random released-layout state dict with BatchNorm statistics estimated on
+    noise (plain random BN statistics make the deep net's output nearly constant)."""
+    torch.manual_seed(seed)
+    model = EfficientAT(model_name)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            x = 0.1 * torch.randn(2, 64000)
+            model.net(torch.stack([model.front_end(w) for w in x])[:, None])
+    torch.save(model.net.state_dict(), path)
+
+
+def _parity_ours_named(checkpoint_path, waves, model_name):
+    sd = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model = EfficientAT(model_name, output="frames")
+    model.net.load_state_dict(efficientat_state_dict_from_checkpoint(sd))
+    model.eval()
+    lengths = [len(w) for w in waves]
+    batch = torch.zeros(len(waves), max(lengths))
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = torch.as_tensor(w)
+    with torch.inference_mode():
+        frames, mask = model(batch, torch.tensor(lengths))
+        model.output = "chunk"
+        chunks, _ = model(batch, torch.tensor(lengths))
+    return [torch.cat([frames[i][mask[i]], chunks[i]]).numpy() for i in range(len(waves))]
+
+
+def _parity_checkpoint_efficientat_mn(path):
+    _parity_checkpoint_named(path, "mn10_as")
+
+
+def _parity_ours_efficientat_mn(checkpoint_path, waves):
+    return _parity_ours_named(checkpoint_path, waves, "mn10_as")
+
+
+def _parity_reference_efficientat_mn(upstream, checkpoint_path, waves):
+    return _parity_reference(upstream, checkpoint_path, waves, model_name="mn10_as")
+
+
+def _parity_checkpoint_efficientat_dymn(path):
+    _parity_checkpoint_named(path, "dymn10_as")
+
+
+def _parity_ours_efficientat_dymn(checkpoint_path, waves):
+    return _parity_ours_named(checkpoint_path, waves, "dymn10_as")
+
+
+def _parity_reference_efficientat_dymn(upstream, checkpoint_path, waves):
+    return _parity_reference(upstream, checkpoint_path, waves, model_name="dymn10_as")
+
+
+def _parity_reference(upstream, checkpoint_path, waves, *, model_name="mn10_as"):
+    """Feature-map frames + chunk embedding from fschmid56/EfficientAT's own code.
 
     The reference imports ``torchvision.ops.misc.ConvNormActivation``; where torchvision
     cannot be imported (as with torch 2.13 here) a minimal stand-in (Conv2d without bias,
     norm layer, activation in a Sequential, padding ``(k - 1) // 2 * dilation``, i.e.
-    torchvision's documented behaviour) is injected before import. torchaudio is needed
-    for the reference front-end. Returns a list of ``(embedding (C,), fmap (C, f, t))``.
+    torchvision's documented behaviour) is injected before import. Its front-end needs
+    ``torchaudio.compliance.kaldi``. Each clip runs alone; clips under 514 samples are
+    zero-padded like ours (the reference STFT cannot take them).
     """
     import importlib
     import os
@@ -570,6 +633,8 @@ def _parity_reference(upstream_path, state_dict, waves, *, model_name="mn10_as")
         tv.ops, tv_ops.misc = tv_ops, tv_misc
         sys.modules.update({"torchvision": tv, "torchvision.ops": tv_ops,
                             "torchvision.ops.misc": tv_misc})
+    upstream_path = upstream
+    state_dict = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     sys.path.insert(0, str(upstream_path))
     old_cwd = os.getcwd()
     try:
@@ -611,7 +676,8 @@ def _parity_reference(upstream_path, state_dict, waves, *, model_name="mn10_as")
                         x = layer(x)
                     fmap = x
                     _, emb = ref(spec)
-                outs.append((emb[0].numpy(), fmap[0].numpy()))
+                frames = fmap[0].mean(dim=1).T  # (t, C)
+                outs.append(torch.cat([frames, emb[:1]]).numpy())
         return outs
     finally:
         sys.path.remove(str(upstream_path))
