@@ -596,3 +596,24 @@ def test_ids_keep_leading_zeros_and_integer_ids(tmp_path):
     assert [Path(p).name for p in data.audio_paths] == ["007.wav", "010.flac"]
     ints = load_bsd_metadata(_write(tmp_path / "m2.csv", "sound_id,class\n5,m-sp\n12,fx-o\n"))
     assert ints.ids.dtype == np.int64 and ints.ids.tolist() == [5, 12]
+
+
+@settings(deadline=None, max_examples=8)
+@given(
+    n=st.integers(1, 30),
+    lo=st.floats(0.01, 0.1),
+    span=st.floats(1.0, 4.0),
+    noise=st.floats(0.0, 0.9),
+    seed=st.integers(0, 1000),
+)
+def test_make_bst_audio_invariants(n, lo, span, noise, seed):
+    hi = lo * span
+    d = make_bst_audio(
+        n, min_duration=lo, max_duration=hi, label_noise=noise, sample_rate=8000, random_state=seed
+    )
+    assert len(d.audio) == n and d.noisy_mask.sum() == round(noise * n)
+    assert np.all(d.durations >= max(lo - 1 / 8000, 16 / 8000) - 1e-9)
+    assert np.all(d.durations <= max(hi, 16 / 8000) + 1 / 8000)
+    assert all(w.dtype == np.float32 and np.abs(w).max() <= 1.0 for w in d.audio)
+    assert np.all(d.target[d.noisy_mask] != d.target_clean[d.noisy_mask])
+    assert set(d.target) <= set(BST.leaves)

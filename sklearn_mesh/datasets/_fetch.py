@@ -101,8 +101,9 @@ def get_data_home(data_home=None) -> Path:
 
     Examples
     --------
+    >>> import os, tempfile
     >>> from sklearn_mesh.datasets import get_data_home
-    >>> get_data_home("/tmp/my_cache").name
+    >>> get_data_home(os.path.join(tempfile.mkdtemp(), "my_cache")).name
     'my_cache'
     """
     if data_home is None:
@@ -450,8 +451,9 @@ def fetch_bsd10k(
 
     Examples
     --------
+    >>> import tempfile
     >>> from sklearn_mesh.datasets import fetch_bsd10k
-    >>> fetch_bsd10k("/tmp/empty_cache", download_if_missing=False)  # doctest: +ELLIPSIS
+    >>> fetch_bsd10k(tempfile.mkdtemp(), download_if_missing=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     FileNotFoundError: bsd10k: ['metadata'] not found in ...
@@ -493,8 +495,9 @@ def fetch_bsd35k_cs(
 
     Examples
     --------
+    >>> import tempfile
     >>> from sklearn_mesh.datasets import fetch_bsd35k_cs
-    >>> fetch_bsd35k_cs("/tmp/empty_cache", download_if_missing=False)  # doctest: +ELLIPSIS
+    >>> fetch_bsd35k_cs(tempfile.mkdtemp(), download_if_missing=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     FileNotFoundError: bsd35k_cs: ['metadata'] not found in ...
