@@ -327,13 +327,14 @@ class ATSTFrame(nn.Module):
 # encoder key prefixes seen in released files, most specific first:
 #   PretrainedSED (ATST-F_weak.pt, ATST-F_strong_1.pt, ATST-F_ssl.pt): "model.atst."
 #   audiossl Lightning checkpoints (atstframe_base.ckpt, under "state_dict"): the teacher
-#   encoder "model.teacher.encoder." (the student copy is ignored)
+#   encoder "model.teacher.encoder." (the student copy and projection heads are ignored)
 _ENCODER_PREFIXES = (
     "model.atst.",
     "atst.",
     "model.teacher.encoder.encoder.",
     "model.teacher.encoder.",
     "teacher.encoder.",
+    "encoder.encoder.",  # audiossl fine-tuning modules (FrameATSTPredModule)
     "encoder.",
     "",
 )
