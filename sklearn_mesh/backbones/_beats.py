@@ -170,20 +170,24 @@ class _EncoderLayer(nn.Module):
         self.glu = cfg["activation_fn"] == "glu"
         if self.glu:
             raise NotImplementedError("BEATs with activation_fn='glu' is not supported.")
-        self.activation = {"gelu": lambda t: F.gelu(t.float()).type_as(t), "relu": F.relu}[
-            cfg["activation_fn"]]
+        if cfg["activation_fn"] not in ("gelu", "relu"):
+            raise ValueError(f"BEATs activation_fn={cfg['activation_fn']!r} is not supported.")
+        self.activation_fn = cfg["activation_fn"]
         self.fc1 = nn.Linear(dim, cfg["encoder_ffn_embed_dim"])
         self.fc2 = nn.Linear(cfg["encoder_ffn_embed_dim"], dim)
         self.final_layer_norm = nn.LayerNorm(dim)
         self.pre_norm = cfg["layer_norm_first"]
         self.alpha = math.pow(2 * cfg["encoder_layers"], 0.25) if cfg["deep_norm"] else 1.0
 
+    def _act(self, x):
+        return F.gelu(x.float()).type_as(x) if self.activation_fn == "gelu" else F.relu(x)
+
     def forward(self, x, key_mask, pos_bias):
         if self.pre_norm:
             x = x + self.self_attn(self.self_attn_layer_norm(x), key_mask, pos_bias)
-            return x + self.fc2(self.activation(self.fc1(self.final_layer_norm(x))))
+            return x + self.fc2(self._act(self.fc1(self.final_layer_norm(x))))
         x = self.self_attn_layer_norm(x * self.alpha + self.self_attn(x, key_mask, pos_bias))
-        return self.final_layer_norm(x * self.alpha + self.fc2(self.activation(self.fc1(x))))
+        return self.final_layer_norm(x * self.alpha + self.fc2(self._act(self.fc1(x))))
 
 
 class _Encoder(nn.Module):

@@ -122,7 +122,8 @@ class PaSSTModel(_PaSSTTokens):
     n_classes : int, default=527
         Size of the (unused) classifier heads kept for the checkpoint layout.
     input_frames : int, default=998
-        Mel frames of the training input (10 s); fixes the 99 time positions.
+        Mel frames of the training input (10 s); fixes the 99 time positions and the
+        input window (``(input_frames + 2) * 320`` samples).
 
     Examples
     --------
@@ -134,10 +135,11 @@ class PaSSTModel(_PaSSTTokens):
     """
 
     sample_rate = 32000
-    window_samples = 320000
 
     def __init__(self, depth=12, n_classes=527, input_frames=998, dim=768, heads=12):
         super().__init__()
+        #: samples of one input window (10 s for the released model)
+        self.window_samples = (int(input_frames) + 2) * 320
         self.mel = PasstMel(32000, 1024, 800, 320, 128, 0.0, 15000.0, periodic_window=False,
                             log_offset=1e-5)
         self.patch_embed = nn.Module()
@@ -178,10 +180,11 @@ class FPaSSTModel(_PaSSTTokens):
     """
 
     sample_rate = 16000
-    window_samples = 160000
 
     def __init__(self, depth=12, pos_embed_length=250, dim=768, heads=12):
         super().__init__()
+        #: samples of one input window (10 s for the released model)
+        self.window_samples = int(pos_embed_length) * 640
         self.mel = PasstMel(16000, 512, 400, 160, 128, 0.0, 7000.0, periodic_window=True,
                             log_offset=None)
         self.conv_in_1 = nn.Conv2d(1, 16, kernel_size=3, stride=2, padding=1)
