@@ -147,8 +147,22 @@ def el2n_from_proba(proba: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     return np.clip(np.sqrt(np.einsum("ij,ij->i", diff, diff)), 0.0, np.sqrt(2.0))
 
 
-def grad_norms(model, Xt, yt, *, chunk_size=None) -> np.ndarray:
-    """Per-sample ``||d loss_i / d theta||_2`` over all trainable parameters (torch.func)."""
+def grad_norms(model, Xt, yt, *, chunk_size=None, method="auto") -> np.ndarray:
+    """Per-sample ``||d loss_i / d theta||_2`` over all trainable parameters.
+
+    ``method="vmap"``: ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``), any
+    module. ``method="auto"`` first tries the exact closed form of :func:`_linear_grad_norms`
+    (valid when every trainable parameter belongs to an ``nn.Linear`` called once on 2-D
+    input, as in the built-in model) and falls back to ``vmap`` otherwise.
+    """
+    if method == "auto":
+        out = _linear_grad_norms(model, Xt, yt)
+        if out is not None:
+            return out
+    return _vmap_grad_norms(model, Xt, yt, chunk_size=chunk_size)
+
+
+def _vmap_grad_norms(model, Xt, yt, *, chunk_size=None) -> np.ndarray:
     from torch.func import functional_call, grad, vmap
 
     params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
@@ -171,6 +185,63 @@ def grad_norms(model, Xt, yt, *, chunk_size=None) -> np.ndarray:
     for start in range(0, Xt.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
         out[sl] = batched(params, Xt[sl], yt[sl]).double().sqrt().cpu().numpy()
+    return out
+
+
+def _linear_grad_norms(model, Xt, yt, batch_size=1024):
+    """Exact per-sample gradient norms for models whose trainable parameters are all
+    ``nn.Linear`` weights / biases, each layer called once on 2-D input.
+
+    For one sample, a linear layer with input ``a`` and output gradient ``d`` has weight
+    gradient ``d a^T`` (Frobenius norm ``||d|| ||a||``) and bias gradient ``d``; the
+    output gradients ``d`` of every sample come from one backward pass of the *summed*
+    loss (samples do not interact in eval mode). Returns None when the model does not
+    qualify, so the caller falls back to ``torch.func``.
+    """
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    linears = []
+    covered = set()
+    for mod in model.modules():
+        own = [p for p in mod.parameters(recurse=False) if p.requires_grad]
+        if not own:
+            continue
+        if not isinstance(mod, nn.Linear):
+            return None
+        linears.append(mod)
+        covered.update(id(p) for p in own)
+    if not linears or covered != trainable:
+        return None
+    out = np.empty(Xt.shape[0], dtype=np.float64)
+    for start in range(0, Xt.shape[0], batch_size):
+        seen = {}
+
+        def hook(mod, inputs, output, seen=seen):
+            seen.setdefault(mod, []).append((inputs[0].detach(), output))
+
+        handles = [m.register_forward_hook(hook) for m in linears]
+        try:
+            xb, yb = Xt[start : start + batch_size], yt[start : start + batch_size]
+            with torch.enable_grad():
+                logits = model(xb)
+                if any(len(seen.get(m, ())) != 1 or seen[m][0][0].ndim != 2 for m in linears):
+                    return None
+                outs = [seen[m][0][1] for m in linears]
+                if not all(o.requires_grad for o in outs):
+                    return None
+                loss = F.cross_entropy(logits, yb, reduction="sum")
+                deltas = torch.autograd.grad(loss, outs)
+        finally:
+            for h in handles:
+                h.remove()
+        sq = torch.zeros(xb.shape[0], dtype=torch.float64, device=xb.device)
+        for m, d in zip(linears, deltas):
+            a = seen[m][0][0]
+            d2 = d.double().pow(2).sum(1)
+            if m.weight.requires_grad:
+                sq += d2 * a.double().pow(2).sum(1)
+            if m.bias is not None and m.bias.requires_grad:
+                sq += d2
+        out[start : start + xb.shape[0]] = sq.sqrt().cpu().numpy()
     return out
 
 

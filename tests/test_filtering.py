@@ -65,14 +65,26 @@ def _loop_grad_norms(model, X, y):
 
 
 @pytest.mark.parametrize("factory", [None, _TinyNet])
-@pytest.mark.parametrize("chunk_size", [None, 3])
-def test_grad_norms_match_per_sample_autograd_loop(factory, chunk_size):
+@pytest.mark.parametrize("hidden_units", [0, 6])
+@pytest.mark.parametrize("method, chunk_size", [("vmap", None), ("vmap", 3), ("auto", None)])
+def test_grad_norms_match_per_sample_autograd_loop(factory, hidden_units, method, chunk_size):
     torch.manual_seed(1)
     X = torch.randn(11, 4)
     y = torch.randint(0, 3, (11,))
-    model = _filter_scores.build_model(factory, 4, 3, hidden_units=6).eval()
-    got = _filter_scores.grad_norms(model, X, y, chunk_size=chunk_size)
+    model = _filter_scores.build_model(factory, 4, 3, hidden_units=hidden_units).eval()
+    got = _filter_scores.grad_norms(model, X, y, chunk_size=chunk_size, method=method)
     np.testing.assert_allclose(got, _loop_grad_norms(model, X, y), rtol=1e-5, atol=1e-7)
+
+
+def test_closed_form_applies_only_to_all_linear_models():
+    X, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
+    mlp = _filter_scores.build_model(None, 4, 3, hidden_units=6).eval()
+    assert _filter_scores._linear_grad_norms(mlp, X, y) is not None
+    assert _filter_scores._linear_grad_norms(_TinyNet(4, 3).eval(), X, y) is None  # LayerNorm
+    mlp.net[0].weight.requires_grad_(False)  # frozen first layer: only trainable ones count
+    np.testing.assert_allclose(
+        _filter_scores.grad_norms(mlp, X, y), _loop_grad_norms(mlp, X, y), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_grand_scores_public_path_matches_loop_at_initialisation():
