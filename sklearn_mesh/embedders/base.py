@@ -388,6 +388,18 @@ class TorchEmbedder(TransformerMixin, BaseEstimator):
         return self.fit(X, y).transform(X)
 
     # ------------------------------------------------------------- transform
+    def _weights_hash(self):
+        # modules built by backbone subclasses are shared read-only: hash them once
+        cached = getattr(self.module_, "_sklearn_mesh_weights_hash", None)
+        if cached is None:
+            cached = _state_hash(self.module_)
+            if getattr(self, "module", None) is None:
+                try:
+                    self.module_._sklearn_mesh_weights_hash = cached
+                except Exception:  # pragma: no cover
+                    pass
+        return cached
+
     def _config_hash(self):
         if True:
             from .. import __version__
@@ -403,7 +415,7 @@ class TorchEmbedder(TransformerMixin, BaseEstimator):
                 "version": __version__,
                 "params": params,
                 "extra": self._cache_config(),
-                "weights": _state_hash(self.module_),
+                "weights": self._weights_hash(),
             }
             blob = json.dumps(config, sort_keys=True, default=str).encode()
             return hashlib.blake2b(blob, digest_size=16).hexdigest()

@@ -24,14 +24,22 @@ _MODEL_KEYS = {"depth", "dim", "heads"}
 _WINDOW_KEYS = {"PasstEmbedder": "input_frames", "FPasstEmbedder": "pos_embed_length"}
 
 
-def _load_passt(module, checkpoint, source, label):
-    from ..backbones._passt import prepare_passt_state_dict
-    from ._checkpoint import load_checkpoint, load_state_dict_checked
+def _load_passt(model_cls, checkpoint, source, label):
+    """Build the model sized like the checkpoint and load it (clear errors on mismatch)."""
+    from ..backbones._passt import passt_model_from_state_dict, prepare_passt_state_dict
+    from ._checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
 
+    name = f"{label} checkpoint {os.fspath(checkpoint)!r}"
     state = load_checkpoint(checkpoint, source=source)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{name} holds a {type(state).__name__}, not a state dict.")
+    state, _ = prepare_passt_state_dict(state, model_cls)
+    try:
+        module = passt_model_from_state_dict(state, model_cls)
+    except KeyError as exc:
+        raise CheckpointError(f"{name}: {exc.args[0]} Get it from {source}.") from exc
     state, ignore = prepare_passt_state_dict(state, module)
-    return load_state_dict_checked(module, state, name=f"{label} checkpoint {os.fspath(checkpoint)!r}",
-                                   ignore=ignore)
+    return load_state_dict_checked(module, state, name=name, ignore=ignore)
 
 
 def _model_kwargs(model_config, checkpoint, owner):
@@ -48,6 +56,9 @@ def _model_kwargs(model_config, checkpoint, owner):
 class _PasstBase(TorchEmbedder):
     @property
     def _max_input_seconds(self):
+        module = getattr(self, "module_", None)
+        if module is not None:
+            return module.window_samples / self.sample_rate
         config = self.model_config or {}
         if type(self).__name__ == "PasstEmbedder":
             return (config.get("input_frames", 998) + 2) * 0.01
@@ -175,10 +186,10 @@ class PasstEmbedder(_PasstBase):
     def _build_module(self):
         from ..backbones._passt import PaSSTModel
 
-        module = PaSSTModel(**_model_kwargs(self.model_config, self.checkpoint, "PasstEmbedder"))
+        config = _model_kwargs(self.model_config, self.checkpoint, "PasstEmbedder")
         if self.checkpoint is not None:
-            module = _load_passt(module, self.checkpoint, _PASST_SOURCE, "PaSST")
-        return module
+            return _load_passt(PaSSTModel, self.checkpoint, _PASST_SOURCE, "PaSST")
+        return PaSSTModel(**config)
 
     def _embed_batch(self, module, waves, lengths):
         import torch
@@ -291,10 +302,10 @@ class FPasstEmbedder(_PasstBase):
     def _build_module(self):
         from ..backbones._passt import FPaSSTModel
 
-        module = FPaSSTModel(**_model_kwargs(self.model_config, self.checkpoint, "FPasstEmbedder"))
+        config = _model_kwargs(self.model_config, self.checkpoint, "FPasstEmbedder")
         if self.checkpoint is not None:
-            module = _load_passt(module, self.checkpoint, _FPASST_SOURCE, "fPaSST")
-        return module
+            return _load_passt(FPaSSTModel, self.checkpoint, _FPASST_SOURCE, "fPaSST")
+        return FPaSSTModel(**config)
 
     def _embed_batch(self, module, waves, lengths):
         import torch
