@@ -189,7 +189,7 @@ def prepare_m2d_state_dict(obj):
 
 
 def model_from_state_dict(sd, name="", depth=None):
-    """Build an :class:`M2DModel` sized for ``sd`` (grid from ``pos_embed``)."""
+    """Build an :class:`M2DModel` sized for ``sd`` (grid from ``pos_embed``, heads = dim / 64)."""
     if "pos_embed" not in sd:
         raise KeyError("M2D checkpoint has no 'pos_embed': not an M2D encoder state dict.")
     n_tokens = sd["pos_embed"].shape[1] - 1
@@ -198,8 +198,9 @@ def model_from_state_dict(sd, name="", depth=None):
     n_time = n_tokens // _N_FREQ
     if depth is None:
         depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    dim = int(sd["pos_embed"].shape[-1])
     return M2DModel(n_time=n_time, input_frames=m2d_input_frames(name, n_time), depth=depth,
-                    dim=sd["pos_embed"].shape[-1])
+                    dim=dim, heads=max(1, dim // 64))
 
 
 # -- parity hooks (benchmarks/check_backbone_parity.py) ------------------------------

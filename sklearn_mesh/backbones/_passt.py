@@ -36,7 +36,8 @@ from torch import nn
 
 from ._features import PasstMel
 
-__all__ = ["FPaSSTModel", "PaSSTModel", "ViTBlock", "prepare_passt_state_dict"]
+__all__ = ["FPaSSTModel", "PaSSTModel", "ViTBlock", "passt_model_from_state_dict",
+           "prepare_passt_state_dict"]
 
 
 class _Attention(nn.Module):
@@ -217,7 +218,7 @@ def prepare_passt_state_dict(state_dict, model):
 
     Accepts the plain PaSST state dict, PretrainedSED's ``model.`` / ``model.fpasst.``
     prefixes, hear21passt wrapper's ``net.`` prefix and ``{"state_dict": ...}`` /
-    ``{"model": ...}`` wrappers. Returns ``(state_dict, ignored_prefixes)`` for
+    ``{"model": ...}`` wrappers. ``model`` is the target model or its class. Returns ``(state_dict, ignored_prefixes)`` for
     :func:`~sklearn_mesh.embedders._checkpoint.load_state_dict_checked`.
     """
     if isinstance(state_dict, dict):
@@ -235,9 +236,31 @@ def prepare_passt_state_dict(state_dict, model):
         if k.startswith(("mel.", "device_proxy")):
             continue  # spectrogram buffers / wrapper bookkeeping, recomputed here
         out[k] = v
-    own = set(model.state_dict())
-    ignore = tuple(p for p in _HEAD_PREFIXES if not any(k.startswith(p) for k in own))
+    has_heads = model is PaSSTModel or isinstance(model, PaSSTModel)
+    ignore = _HEAD_PREFIXES[2:] if has_heads else _HEAD_PREFIXES
     return out, ignore
+
+
+def passt_model_from_state_dict(state_dict, model_cls):
+    """Build ``model_cls`` (PaSST or fPaSST) sized like ``state_dict``.
+
+    Depth = number of blocks, width from ``cls_token``, time positions from
+    ``time_new_pos_embed``, heads = width / 64 (12 for the released ViT-Base models),
+    PaSST's classifier size from ``head.1.weight``.
+    """
+    for key in ("cls_token", "time_new_pos_embed"):
+        if key not in state_dict:
+            raise KeyError(f"the checkpoint has no {key!r}; it is not a {model_cls.__name__[:-5]} state dict.")
+    dim = int(state_dict["cls_token"].shape[-1])
+    depth = len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")})
+    n_time = int(state_dict["time_new_pos_embed"].shape[-1])
+    heads = max(1, dim // 64)
+    if model_cls is PaSSTModel:
+        head = state_dict.get("head.1.weight")
+        n_classes = 527 if head is None else int(head.shape[0])
+        return PaSSTModel(depth=depth, n_classes=n_classes, input_frames=n_time * 10 + 8, dim=dim,
+                          heads=heads)
+    return FPaSSTModel(depth=depth, pos_embed_length=n_time, dim=dim, heads=heads)
 
 
 # -- parity hooks (benchmarks/check_backbone_parity.py) ------------------------------

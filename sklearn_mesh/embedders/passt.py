@@ -75,6 +75,9 @@ class _PasstBase(TorchEmbedder):
 
     @property
     def _embedding_dim(self):
+        module = getattr(self, "module_", None)
+        if module is not None:
+            return int(module.cls_token.shape[-1])
         return int((self.model_config or {}).get("dim", 768))
 
     def _cache_config(self):
