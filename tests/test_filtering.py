@@ -122,12 +122,25 @@ def test_scores_deterministic_for_random_state_and_out_of_fold_probabilities():
     np.testing.assert_allclose(pa.sum(axis=1), 1.0, atol=1e-9)
 
 
+def test_scoring_leaves_the_global_torch_rng_alone():
+    X, y, _ = _blobs()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    el2n_scores(X, y, **TINY)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
 def test_flipped_labels_score_high():
     X, y, flipped = _blobs(n_per_class=(40, 40, 40), flip=6, seed=2)
-    for fn in (el2n_scores, grand_scores):
-        s = fn(X, y, n_runs=2, n_epochs=30, hidden_units=0, lr=0.02, batch_size=16, cv=3, random_state=0)
+    filt = GrandEL2NFilter("intersection", prune_fraction=0.05, n_runs=2, n_epochs=20,
+                           hidden_units=0, lr=0.02, batch_size=16, cv=3, random_state=0)
+    filt.fit(X, y)
+    for name, s in filt.scores_.items():
         top = np.argsort(-s)[: len(flipped)]
-        assert len(set(top) & set(flipped)) >= len(flipped) - 1, fn.__name__
+        assert len(set(top) & set(flipped)) >= len(flipped) - 1, name
+    removed = set(np.flatnonzero(~filt.support_))
+    assert len(removed & set(flipped)) >= len(removed) - 1
 
 
 # ----------------------------------------------------------------------- EL2N properties
@@ -232,17 +245,19 @@ def test_union_single_intersection_with_chosen_scores(monkeypatch):
     assert kept.support_.sum() == 0
 
 
-@settings(deadline=None, max_examples=6)
+@settings(deadline=None, max_examples=4)
 @given(seed=st.integers(0, 2**31 - 1), fraction=st.sampled_from([0.1, 0.3, 0.5]),
        scope=st.sampled_from(["global", "per_class"]))
 def test_union_contains_single_contains_intersection(seed, fraction, scope):
     X, y, _ = _blobs(seed=seed % 1000)
-    kw = dict(TINY, prune_fraction=fraction, prune_scope=scope, random_state=seed)
+    # min_per_class=0: an intersection may legitimately empty a small class (tested apart)
+    kw = dict(TINY, prune_fraction=fraction, prune_scope=scope, min_per_class=0, random_state=seed)
     sup = {m: GrandEL2NFilter(m, **kw).fit(X, y).support_ for m in ("el2n", "grand", "union", "intersection")}
     for single in ("el2n", "grand"):
         assert np.all(sup["union"] >= sup[single])
         assert np.all(sup[single] >= sup["intersection"])
-    assert sup["el2n"].sum() == len(y) - int(np.floor(fraction * len(y) + 1e-9)) or scope == "per_class"
+        if scope == "global":  # documented size: m - floor(f * m)
+            assert sup[single].sum() == len(y) - int(np.floor(fraction * len(y) + 1e-9))
 
 
 @settings(deadline=None, max_examples=5)
