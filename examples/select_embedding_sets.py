@@ -230,9 +230,10 @@ def main(argv=None):
     rows = []
     for v in variants:
         s = 100 * np.asarray(scores[v])
-        common = pd.Series(chosen[v]).value_counts()
+        counts = pd.Series(chosen[v]).value_counts()
+        choices = "; ".join(f"{members} ({c}x)" for members, c in counts.items())
         rows.append({"set": v, "hF mean": s.mean(), "hF std": s.std(),
-                     "most frequent choice": f"{common.index[0]} ({common.iloc[0]}/{len(s)})"})
+                     "chosen in the outer folds": choices})
     print(f"\n## Outer {args.outer_folds}-fold hF, selection ({args.inner_folds}-fold inner CV) "
           f"inside each training part ({time.perf_counter() - t2:.1f} s)")
     print(markdown(pd.DataFrame(rows).set_index("set"), "{:.2f}"))

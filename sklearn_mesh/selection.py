@@ -392,8 +392,8 @@ class EmbeddingSetSelector(SelectorMixin, BaseEstimator):
         Maximum number of blocks to select; ``None`` continues until no block adds
         diversity (under ``diversity_weight=0``: every block, ranked by hF).
     diversity_weight : float, default=0.1
-        Weight ``w`` of the diversity gain against hF (both lie in [0, 1]). ``0`` gives
-        plain top-``n_blocks`` by hF.
+        Weight ``w`` of the diversity gain against hF (hF and the diversities lie in
+        [0, 1]; ``1 - correlation`` in [0, 2]). ``0`` gives plain top-``n_blocks`` by hF.
     diversity : {"cka", "disagreement", "correlation", "mean"}, default="cka"
         Pairwise diversity used by the rule: ``1 - CKA`` of the representations, the
         OOF prediction disagreement rate, ``1 - correlation`` of the (column-centred) OOF
@@ -868,7 +868,8 @@ def plot_selection(selector, *, measure="cka", axes=None):
         for j in range(len(names)):
             v = M.iloc[i, j]
             if np.isfinite(v):
-                ax_map.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+                shade = "k" if v > 0.6 * max(1.0, float(np.nanmax(M.to_numpy(dtype=float)))) else "w"
+                ax_map.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color=shade)
     ax_map.set_title("linear CKA" if measure == "cka" else measure)
     fig.colorbar(image, ax=ax_map, fraction=0.046)
     fig.tight_layout()
