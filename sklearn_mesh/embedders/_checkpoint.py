@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def load_checkpoint(path, *, key=None, source=None, map_location="cpu"):
             f"Checkpoint {str(path)!r} is not a readable torch file (corrupt or truncated "
             f"download?): {msg.splitlines()[0] if msg else type(exc).__name__}"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # RuntimeError, EOFError, BadZipFile, IndexError, ... on junk
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(
             f"Checkpoint {str(path)!r} is not a readable torch file (corrupt or truncated "

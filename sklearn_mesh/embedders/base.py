@@ -117,7 +117,7 @@ class _Cache:
         os.replace(tmp, path)
 
 
-class TorchEmbedder(TransformerMixin, BaseEstimator):
+class TorchEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Embed audio clips with a torch module into per-clip frame sequences.
 
     With ``module`` set, wraps any ``nn.Module`` mapping a float waveform batch ``(B, T)``
@@ -587,9 +587,20 @@ class TorchEmbedder(TransformerMixin, BaseEstimator):
             errors={e["row"]: f"{e['reason']}: {e['message']}" for e in errors},
         )
 
+    def __init_subclass__(cls, **kwargs):
+        # the output is a RaggedEmbeddings, never a DataFrame: no set_output wrapping,
+        # for this class and every backbone subclass
+        kwargs["auto_wrap_output_keys"] = None
+        super().__init_subclass__(**kwargs)
+
     def set_output(self, *, transform=None):
         """Accepted for Pipeline compatibility; the output is always a RaggedEmbeddings."""
         return self
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the frame dimensions, ``{name}_{j}`` (pooling names its own outputs)."""
+        check_is_fitted(self, "module_")
+        return np.asarray([f"{self._name}_{j}" for j in range(self.embedding_dim_)], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
