@@ -605,17 +605,23 @@ class GrandEL2NFilter(BaseEstimator):
 
     # ------------------------------------------------------------------ routing
     def get_metadata_routing(self):
-        """Metadata request; ``fit_resample`` follows the request set for ``fit``.
+        """Metadata request; ``fit`` and ``fit_resample`` share one request.
 
         ``filter.set_fit_request(confidence=True)`` therefore routes ``confidence`` both
         through :class:`FilteredClassifier` and through ``imblearn.pipeline.Pipeline``
-        (which calls ``fit_resample``).
+        (which calls ``fit_resample``); ``set_fit_resample_request`` (present when
+        imbalanced-learn was imported first) works as well.
         """
         request = self._get_metadata_request()
         if hasattr(request, "fit_resample"):  # imbalanced-learn registered the method
-            request.fit_resample = type(request.fit)(
-                owner=request.fit.owner, method="fit_resample", requests=dict(request.fit.requests)
-            )
+            # fit and fit_resample share one request: set_fit_request or (imbalanced-learn
+            # style) set_fit_resample_request, whichever was set explicitly
+            merged = dict(request.fit.requests)
+            merged.update({k: v for k, v in request.fit_resample.requests.items() if v is not None})
+            for method in ("fit", "fit_resample"):
+                setattr(request, method, type(request.fit)(
+                    owner=request.fit.owner, method=method, requests=dict(merged)
+                ))
         return request
 
     def __sklearn_tags__(self):

@@ -392,6 +392,13 @@ def test_in_imblearn_pipeline_drops_rows_and_routes_confidence():
         pipe = imblearn_pipeline.Pipeline([("filter", filt), ("clf", LogisticRegression())])
         pipe.fit(X, y, confidence=conf)
         assert pipe.named_steps["filter"].excluded_.sum() == 4
+        # a class defined after imbalanced-learn's import also has set_fit_resample_request
+        class _LateFilter(GrandEL2NFilter):
+            pass
+
+        late = _LateFilter(prune_fraction=0.0).set_fit_resample_request(confidence=True)
+        pipe = imblearn_pipeline.Pipeline([("filter", late), ("clf", LogisticRegression())])
+        assert pipe.fit(X, y, confidence=conf).named_steps["filter"].excluded_.sum() == 4
         with pytest.raises(Exception, match="confidence"):  # not requested -> sklearn refuses
             imblearn_pipeline.Pipeline(
                 [("filter", GrandEL2NFilter(prune_fraction=0.0)), ("clf", LogisticRegression())]
