@@ -210,8 +210,13 @@ class _BatchIterator:
     """
 
     def __init__(self, dataset, batch_size=64, shuffle=False):
-        self.X = torch.as_tensor(dataset.X)
-        self.y = None if dataset.y is None else torch.as_tensor(dataset.y)
+        X, y = dataset.X, dataset.y
+        self.X = X if isinstance(X, torch.Tensor) else torch.as_tensor(
+            np.asarray(X, dtype=np.float32))
+        self.y = None if y is None or isinstance(y, torch.Tensor) else torch.as_tensor(
+            np.asarray(y))
+        if isinstance(y, torch.Tensor):
+            self.y = y
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
 
@@ -548,8 +553,9 @@ class HProxyClassifier(ClassifierMixin, BaseEstimator):
             if tuple(own[k].shape) != tuple(state[k].shape):
                 raise ValueError(
                     f"pretrained tensor {k!r} has shape {tuple(state[k].shape)} but this "
-                    f"network needs {tuple(own[k].shape)} (n_features_in={module_n_features(module)}, "
-                    f"embedding_dim={self.embedding_dim}, {taxonomy.n_leaves} classes)."
+                    f"network needs {tuple(own[k].shape)} (n_features_in="
+                    f"{_module_n_features(module)}, embedding_dim={self.embedding_dim}, "
+                    f"{taxonomy.n_leaves} classes)."
                 )
         if keep_heads and "leaves" in state.config:
             if list(state.config["leaves"]) != list(taxonomy.leaves):
@@ -574,6 +580,12 @@ class HProxyClassifier(ClassifierMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         y_idx, classes, taxonomy = check_hierarchical_targets(y, self.taxonomy)
+        present = np.unique(y_idx)
+        if present.size < 2:
+            raise ValueError(
+                "HProxyClassifier needs samples of at least 2 classes; y holds only one class "
+                f"({taxonomy.leaves[present[0]] if present.size else None!r})."
+            )
         X = np.require(X, dtype=np.float32, requirements=["C", "W"])
         y_idx = y_idx.astype(np.int64)
         state = self._resolve_pretrained()
@@ -700,7 +712,7 @@ class HProxyClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def module_n_features(module: ProxyNet) -> int:
+def _module_n_features(module: ProxyNet) -> int:
     enc = module.encoder
     if isinstance(enc, nn.Linear):
         return enc.in_features
@@ -711,7 +723,8 @@ def _check_instances():
     fast = dict(embedding_dim=8, max_epochs=5, lr=2e-2, batch_size=32, random_state=0)
     return [
         (
-            HProxyClassifier(loss="focal+hproxy", validation_fraction=None, **fast),
+            # default validation split + early stopping on hF, so the checks cover them
+            HProxyClassifier(loss="focal+hproxy", patience=2, **fast),
             {
                 "check_classifiers_train": (
                     "classes_ and predict_proba always cover every taxonomy leaf (23 for "

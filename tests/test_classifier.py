@@ -120,16 +120,21 @@ def test_history_logs_loss_terms_and_validation_scores(small):
 
 
 def test_early_stopping_restores_the_best_epoch(small):
+    from sklearn.utils import check_random_state
+
+    from sklearn_mesh.metrics import hierarchical_f1_score
+
     X, y = small
     clf = HProxyClassifier(loss="ce", early_stopping="hf", patience=2, embedding_dim=8,
                            max_epochs=15, lr=5e-2, random_state=1).fit(X, y)
     scores = clf.history_[:, "valid_hf"]
     assert clf.n_epochs_ <= 15
     assert scores[clf.best_epoch_ - 1] == pytest.approx(max(scores))
-    # the restored weights are the best epoch's: re-running the validation pass through the
-    # skorch net reproduces the best score
-    best_valid_loss = clf.history_[clf.best_epoch_ - 1, "valid_loss"]
-    assert np.isfinite(best_valid_loss)
+    # the kept weights are the best epoch's: they reproduce its validation hF
+    seed = int(check_random_state(1).randint(0, 2**31 - 1))
+    _, _, (X_val, y_val) = clf._split(X.astype(np.float32), BST.encode(y), seed)
+    restored = hierarchical_f1_score(BST.decode(y_val), clf.predict(X_val))
+    assert restored == pytest.approx(max(scores), abs=1e-9)
 
 
 def test_verbose_prints_progress(small, capsys):
@@ -158,8 +163,11 @@ def test_clear_errors(small):
         fitted.predict(X[:, :5])
     with pytest.raises(ValueError, match="NaN"):
         fitted.predict_proba(X_nan)
+    two = [0, int(np.flatnonzero(y != y[0])[0])]
     with pytest.raises(ValueError, match="validation_fraction=None"):
-        HProxyClassifier(**FAST).fit(X[:1], y[:1])
+        HProxyClassifier(validation_fraction=0.9, **FAST).fit(X[two], y[two])
+    with pytest.raises(ValueError, match="at least 2 classes.*one class"):
+        HProxyClassifier(**FAST).fit(X, np.full(len(y), "fx-o"))
     with pytest.raises(ValueError, match="1d"):
         HProxyClassifier(**FAST).fit(X, np.c_[y, y])
 

@@ -51,6 +51,14 @@ def safe_normalize(x: torch.Tensor) -> torch.Tensor:
 
     Rows are first divided by their (detached) largest absolute entry — normalisation is
     scale invariant, so value and gradient are unchanged — then ``F.normalize`` applies.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.nn.losses import safe_normalize
+    >>> safe_normalize(torch.tensor([[3e30, 4e30], [0.0, 0.0]]))
+    tensor([[0.6000, 0.8000],
+            [0.0000, 0.0000]])
     """
     scale = x.detach().abs().amax(dim=-1, keepdim=True)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -58,7 +66,15 @@ def safe_normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every row of ``a`` with every row of ``b``."""
+    """Cosine similarity of every row of ``a`` with every row of ``b``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.nn.losses import cosine_matrix
+    >>> cosine_matrix(torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0], [0.0, 5.0]]))
+    tensor([[1., 0.]])
+    """
     return safe_normalize(a) @ safe_normalize(b).T
 
 

@@ -147,7 +147,15 @@ class FeatureAugmentation(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """``x + BN(Linear(Dropout(LeakyReLU(BN(Linear(x))))))`` with a 2x wide middle."""
+    """``x + BN(Linear(Dropout(LeakyReLU(BN(Linear(x))))))`` with a 2x wide middle.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.nn.modules import ResidualBlock
+    >>> ResidualBlock(4).eval()(torch.zeros(2, 4)).shape
+    torch.Size([2, 4])
+    """
 
     def __init__(self, width: int, dropout: float = 0.1):
         super().__init__()
@@ -198,7 +206,15 @@ class BaselineMLPEncoder(nn.Module):
 
 
 class BaselineMLPHead(nn.Module):
-    """The official baseline's classifier head: d→256→128→64, 2 residual blocks, 64→32→K."""
+    """The official baseline's classifier head: d→256→128→64, 2 residual blocks, 64→32→K.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.nn.modules import BaselineMLPHead
+    >>> BaselineMLPHead(8, 23).eval()(torch.zeros(2, 8)).shape
+    torch.Size([2, 23])
+    """
 
     def __init__(self, embedding_dim: int, n_classes: int, *, dropout: float = 0.1):
         super().__init__()
