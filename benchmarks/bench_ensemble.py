@@ -197,7 +197,10 @@ def real_table(quick, n_jobs):
         ("logreg_C10", TaxonomyAligned(LogisticRegression(C=10.0, max_iter=300))),
         ("lda", TaxonomyAligned(LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))),
         ("gnb", TaxonomyAligned(GaussianNB())),
-        ("knn15_cos", TaxonomyAligned(KNeighborsClassifier(15, metric="cosine", weights="distance"))),
+        (
+            "knn15_cos",
+            TaxonomyAligned(KNeighborsClassifier(15, metric="cosine", weights="distance")),
+        ),
     ]
     outer = StratifiedKFold(5, shuffle=True, random_state=0)
     splits = list(outer.split(X, y))[: 1 if quick else 5]
@@ -223,8 +226,8 @@ def real_table(quick, n_jobs):
           f"{len(splits)} outer fold(s), 5-fold OOF inside ({elapsed:.0f} s)\n")
     print("Candidates' OOF hF (first outer fold): "
           + ", ".join(f"{k} {v:.4f}" for k, v in res[0]["oof_all"].items()))
-    print("\n| outer fold | best single (by OOF) | its OOF hF | its test hF | ensemble members:weights "
-          "| ensemble OOF hF | ensemble test hF |")
+    print("\n| outer fold | best single (by OOF) | its OOF hF | its test hF "
+          "| ensemble members:weights | ensemble OOF hF | ensemble test hF |")
     print("|---|---|---|---|---|---|---|")
     for i, r in enumerate(res):
         print(f"| {i} | {r['best']} | {r['best_oof']:.4f} | {r['best_test']:.4f} | {r['members']} "

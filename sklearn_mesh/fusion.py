@@ -502,7 +502,8 @@ def select_fusion_members(
     if isinstance(cv, numbers.Integral):
         cv = StratifiedKFold(cv, shuffle=True, random_state=seed)
     arrays = dict(zip(names, [np.asarray(a, dtype=np.float64) for a in arrays]))
-    solo = pd.Series({n: scorer(arrays[n]) for n in names}).sort_values(ascending=False, kind="stable")
+    solo = pd.Series({n: scorer(arrays[n]) for n in names})
+    solo = solo.sort_values(ascending=False, kind="stable")
     pool = list(solo.index[: max_candidates or len(solo)])
     selected = [pool[0]]
     rows = [{"step": 0, "added": pool[0], "score": float(solo.iloc[0])}]
@@ -530,7 +531,7 @@ def _check_instances():
     return [
         (
             SelectiveKernelFusion(
-                n_models=1, inputs="scores", head="linear", max_epochs=20, random_state=0
+                n_models=1, inputs="scores", head="linear", max_epochs=10, random_state=0
             ),
             _taxonomy_failures(),
         ),

@@ -155,9 +155,8 @@ def test_incremental_selection_matches_naive_reference(replace):
 def test_weight_optimisation_helps_and_with_replacement_repeats():
     rng = np.random.RandomState(5)
     pool, y = _pool(rng, n=300, n_cand=8, quality=(0.05, 0.4))
-    plain = GreedyOOFEnsemble(optimize_weights=False, with_replacement=True, max_members=12).fit_oof(
-        pool, y
-    )
+    plain = GreedyOOFEnsemble(optimize_weights=False, with_replacement=True, max_members=12)
+    plain.fit_oof(pool, y)
     tuned = GreedyOOFEnsemble(random_state=0, n_restarts=1).fit_oof(pool, y)
     assert tuned.oof_score_ >= plain.trace_.score.iloc[0]
     assert (tuned.trace_.score_optimized > tuned.trace_.score).any()
@@ -293,7 +292,8 @@ def _labelled_data(rng, n=120, n_classes=4):
     labels = np.asarray(BST.leaves, dtype=object)[[0, 5, 11, 19][:n_classes]]
     y = labels[rng.randint(0, n_classes, size=n)]
     centers = rng.normal(size=(n_classes, 3)) * 3
-    X = centers[np.searchsorted(np.sort(labels), y).clip(0, n_classes - 1)] + rng.normal(size=(n, 3))
+    which = np.searchsorted(np.sort(labels), y).clip(0, n_classes - 1)
+    X = centers[which] + rng.normal(size=(n, 3))
     return X, y
 
 
