@@ -155,10 +155,11 @@ def _laion():
         if spec is None or not spec.submodule_search_locations:
             raise ImportError(
                 "laion-clap is needed for the CLAP embedders but is not installed. Install it "
-                'with: pip install "sklearn-mesh[clap]" (it installs laion-clap==1.1.7 without '
-                "its over-strict pins, plus torchlibrosa, h5py, ftfy, braceexpand, transformers)."
+                'with: pip install "sklearn-mesh[clap]" && pip install --no-deps laion-clap==1.1.7 '
+                "(--no-deps because laion-clap pins numpy<2 and imports packages it never needs "
+                "for inference; the extra installs what its model code really uses)."
             )
-        for dep in ("torchlibrosa", "transformers", "h5py"):
+        for dep in ("torchlibrosa", "librosa", "transformers", "h5py"):
             if find_spec(dep) is None:
                 raise ImportError(
                     f"{dep!r} is needed by laion-clap's model code; install it with: "
