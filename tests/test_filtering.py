@@ -340,6 +340,12 @@ def test_invalid_fraction_dict_and_impossible_global_prune():
         GrandEL2NFilter(prune_fraction=0.9, min_per_class=10, **TINY).fit(X, y)
     with pytest.raises(ValueError, match="cv must be"):
         el2n_scores(X, y, cv=1)
+    from sklearn.model_selection import ShuffleSplit, StratifiedKFold
+
+    with pytest.raises(ValueError, match="exactly one test fold"):
+        el2n_scores(X, y, cv=ShuffleSplit(3, test_size=0.2, random_state=0), n_runs=1, n_epochs=0)
+    s, p = el2n_scores(X, y, cv=StratifiedKFold(3), n_runs=1, n_epochs=1, return_proba=True)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
     with pytest.raises(ValueError, match="one label per row"):
         el2n_scores(X, y[:-1])
     with pytest.raises(TypeError, match="torch.nn.Module"):
