@@ -288,9 +288,3 @@ class M2DMel(nn.Module):
         mel = torch.matmul(self.banks, power)
         return (mel + _EPS32).log()
 
-
-def reflect_safe_pad(waves, minimum):
-    """Right-pad with zeros to at least ``minimum`` samples (reflect padding needs them)."""
-    if waves.shape[-1] >= minimum:
-        return waves
-    return F.pad(waves, (0, minimum - waves.shape[-1]))
