@@ -414,3 +414,15 @@ def test_paper_pooled_dimensions(kind, pooling, dim, tmp_path):
     assert X.shape == (3, dim)
     assert np.isfinite(X).all()
     assert len(pooling.get_feature_names_out()) == dim
+
+
+def test_passt_frames_output(ckpts):
+    emb = PasstEmbedder(checkpoint=ckpts["passt"], output="frames", batch_size=3).fit()
+    clips = _clips([0.01, 1.0, 10.0, 12.0], 32000)
+    out = emb.transform(clips)
+    naive = [sum(min(99, math.ceil(min(320000, len(w) - a) / 3200)) for a in range(0, len(w), 320000))
+             for w, _ in clips]
+    assert out.lengths.tolist() == naive == [1, 10, 99, 99 + 20]
+    assert emb.frame_hop_ == 0.1 and out.dim == 32
+    clip_level = PasstEmbedder(checkpoint=ckpts["passt"]).fit().transform(clips)
+    assert clip_level.lengths.tolist() == [1, 1, 1, 2]
