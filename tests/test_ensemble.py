@@ -382,3 +382,19 @@ def test_fit_requires_estimators():
         GreedyOOFEnsemble([("a", GaussianNB()), ("a", GaussianNB())]).fit(
             np.zeros((4, 2)), ["m-sp"] * 4
         )
+
+
+def test_parallel_fits_match_sequential():
+    from joblib import parallel_backend
+
+    X, y = _labelled_data(np.random.RandomState(5), n=90)
+    cands = [
+        ("nb", TaxonomyAligned(GaussianNB())),
+        ("knn", TaxonomyAligned(KNeighborsClassifier(5))),
+    ]
+    seq = GreedyOOFEnsemble(cands, cv=3, random_state=0).fit(X, y)
+    with parallel_backend("threading"):  # any joblib backend (dask, ray) plugs in here
+        par = GreedyOOFEnsemble(cands, cv=3, random_state=0, n_jobs=2).fit(X, y)
+    assert par.selected_ == seq.selected_
+    np.testing.assert_array_equal(par.oof_proba_, seq.oof_proba_)
+    np.testing.assert_array_equal(par.predict_proba(X), seq.predict_proba(X))
