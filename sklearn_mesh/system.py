@@ -53,9 +53,10 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._compat import HasMethods, Interval, StrOptions, _fit_context, validate_data
+from ._compat import HasMethods, Interval, _fit_context, validate_data
 from ._version import __version__
 from .classifier import HProxyClassifier
 from .ensemble import GreedyOOFEnsemble
@@ -181,7 +182,11 @@ def _cache_save(path, value):
 
 
 def _params_key(estimator):
-    return joblib.hash((type(estimator).__name__, estimator.get_params(deep=False)))
+    params = estimator.get_params(deep=False)
+    try:
+        return joblib.hash((type(estimator).__name__, params))
+    except Exception:  # noqa: BLE001 - e.g. a lambda parameter: fall back to its repr
+        return joblib.hash((type(estimator).__name__, repr(sorted(params.items()))))
 
 
 # ------------------------------------------------------------------ worker functions
@@ -263,12 +268,15 @@ _EMPTY = {
 def _configs(fsets, grid):
     """Candidate configurations of the grid (no filter without pre-training)."""
     configs = []
-    for f, obj, m, ft, c1, es in itertools.product(
-        fsets, grid["pretrain"], grid["filter"], grid["finetune"],
-        grid["exclude_conf1"], grid["early_stopping"],
+    branches = [
+        (obj, m)
+        for obj in grid["pretrain"]
+        # no pre-training: there is nothing to filter, one branch whatever ``filters`` is
+        for m in ((None,) if obj is None else grid["filter"])
+    ]
+    for f, (obj, m), ft, c1, es in itertools.product(
+        fsets, branches, grid["finetune"], grid["exclude_conf1"], grid["early_stopping"],
     ):
-        if obj is None and m is not None:
-            continue  # no pre-training: the filter has nothing to filter
         name = "|".join([f, f"pre={_fmt(obj)}", f"filter={_fmt(m)}", f"ft={ft}",
                          "conf1=drop" if c1 else "conf1=keep", f"es={es}"])
         configs.append(dict(name=name, feature_set=f, pretrain=obj, filter=m, finetune=ft,
@@ -442,8 +450,12 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
     >>> rng = np.random.RandomState(0)
     >>> y = np.repeat(["fx-o", "m-sp", "sp-s"], 20)
     >>> X = np.hstack([2.0 * (y[:, None] == np.unique(y)), rng.normal(size=(60, 3))])
-    >>> mesh = MESHSystem.small(pretrain_objectives=(None,), finetune_objectives=("ce",),
-    ...                         systems=(1,), random_state=0).fit(X, y)
+    >>> from sklearn_mesh.classifier import HProxyClassifier
+    >>> mesh = MESHSystem.small(
+    ...     pretrain_objectives=(None,), finetune_objectives=("ce",), systems=(1,),
+    ...     estimator=HProxyClassifier(embedding_dim=8, max_epochs=3, lr=1e-2,
+    ...                                validation_fraction=None),
+    ...     cv=2, random_state=0).fit(X, y)
     >>> mesh.systems_[["system", "n_candidates"]].to_dict("records")
     [{'system': 1, 'n_candidates': 1}]
     >>> mesh.predict_proba(X[:2]).shape
@@ -653,7 +665,9 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr.ravel()
         if arr.ndim != 1 or arr.shape[0] != n:
-            raise ValueError(f"{what} must be 1-D with {n} entries (one per row); got shape {arr.shape}.")
+            raise ValueError(
+                f"{what} must be 1-D with {n} entries (one per row); got shape {arr.shape}."
+            )
         return arr
 
     def _folds(self, y_idx, seed):
@@ -705,8 +719,6 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=False)
         y = column_or_1d(y, warn=True)
-        from sklearn.utils.multiclass import check_classification_targets
-
         check_classification_targets(y)
         y_idx, classes, taxonomy = check_hierarchical_targets(y, self.taxonomy)
         n, n_feat = X.shape
@@ -1027,7 +1039,6 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
-        tags.non_deterministic = False
         return tags
 
 

@@ -328,3 +328,53 @@ def test_predict_with_a_system_that_was_not_built(data):
         mesh.set_params(system=2).predict(X)
     with pytest.raises(ValueError, match="X has 15 features"):
         mesh.set_params(system=1).predict(X[:, :15])
+
+
+# ------------------------------------------------------------ property tests
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sklearn_mesh.system import _configs, _pools  # noqa: E402
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    n_sets=st.integers(1, 3),
+    pre=st.lists(st.sampled_from([None, "hproxy", "proxy_anchor+focal"]), min_size=1,
+                 max_size=3, unique=True),
+    filters=st.lists(st.sampled_from([None, "el2n", "grand", "union", "intersection"]),
+                     min_size=1, max_size=5, unique=True),
+    ft=st.lists(st.sampled_from(["ce", "focal", "focal+hproxy"]), min_size=1, max_size=3,
+                unique=True),
+    c1=st.lists(st.booleans(), min_size=1, max_size=2, unique=True),
+    es=st.lists(st.sampled_from(["hf", "accuracy"]), min_size=1, max_size=2, unique=True),
+)
+def test_grid_size_and_pools(n_sets, pre, filters, ft, c1, es):
+    grid = dict(pretrain=pre, filter=filters, finetune=ft, exclude_conf1=c1, early_stopping=es)
+    configs = _configs([f"set{i}" for i in range(n_sets)], grid)
+    n_pre = sum(o is not None for o in pre)
+    per_branch = len(ft) * len(c1) * len(es)
+    expected = n_sets * ((None in pre) + n_pre * len(filters)) * per_branch
+    assert len(configs) == expected
+    names = [c["name"] for c in configs]
+    assert len(set(names)) == len(names)
+    assert all(c["filter"] is None for c in configs if c["pretrain"] is None)
+    pools = _pools(configs)
+    assert pools[1] == pools[2] == names
+    assert not set(pools[3]) & set(pools[4])
+    assert len(pools[3]) == n_sets * ("hproxy" in pre) * len(filters) * per_branch
+    assert len(pools[4]) == n_sets * ("proxy_anchor+focal" in pre) * len(filters) * per_branch
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 30), st.integers(2, 6), st.integers(0, 10_000))
+def test_submission_frame_matches_argmax(n, k, seed):
+    rng = np.random.RandomState(seed)
+    proba = rng.dirichlet(np.ones(k), size=n)
+    classes = [f"c-{i}" for i in range(k)]
+    table = submission_frame(proba, np.arange(n), classes)
+    assert tuple(table.columns) == SUBMISSION_COLUMNS
+    for i in range(n):  # naive loop reference
+        best = max(range(k), key=lambda j: proba[i, j])
+        assert table.loc[i, "predicted_bst_second_level_class"] == classes[best]
+        assert table.loc[i, "prediction_score"] == proba[i, best]
