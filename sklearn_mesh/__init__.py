@@ -41,8 +41,14 @@ _LAZY = {
     "ClapTextEmbedder": "embedders",
     "PasstEmbedder": "embedders",
     "SentenceTextEmbedder": "embedders",
+    "FPasstEmbedder": "embedders",
+    "BEATsEmbedder": "embedders",
+    "M2DEmbedder": "embedders",
+    "ATSTFrameEmbedder": "embedders",
+    "EfficientATEmbedder": "embedders",
     # classifier
     "HProxyClassifier": "classifier",
+    "PretrainedState": "classifier",
     # filtering
     "el2n_scores": "filtering",
     "grand_scores": "filtering",
@@ -50,7 +56,12 @@ _LAZY = {
     "FilteredClassifier": "filtering",
     # aggregation
     "SelectiveKernelFusion": "fusion",
+    "select_fusion_members": "fusion",
     "GreedyOOFEnsemble": "ensemble",
+    "TaxonomyAligned": "ensemble",
+    "oof_predict_proba": "ensemble",
+    # the MESH recipe (Systems 1-4)
+    "MESHSystem": "system",
     # embedding-set selection
     "EmbeddingSetSelector": "selection",
     "linear_cka": "selection",
