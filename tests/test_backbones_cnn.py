@@ -350,6 +350,7 @@ def test_efficientat_width_names():
         efficientat_width("resnet50")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mn01_as", "dymn04_as"])
 def test_efficientat_checkpoint_loads_and_wrong_width_fails(tmp_path, name):
     torch.manual_seed(0)
@@ -400,6 +401,7 @@ def test_efficientat_counts_for_paper_durations(name):
     assert oc.dim == of.dim == chunk.module_.embed_dim
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=3)
 @given(st.lists(st.integers(1, 24000), min_size=2, max_size=3))
 def test_efficientat_batch_invariance_and_masks(lengths):
