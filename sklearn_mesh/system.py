@@ -434,6 +434,10 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
     feature_transformers_ : dict of str -> fitted transformer
     pretrain_masks_ : dict of (feature set, filter) -> ndarray of bool
     pretrained_states_ : dict of (feature set, objective, filter) -> PretrainedState
+    folds_ : ndarray of int of shape (n_samples,)
+        Test fold of each sample (shared by every candidate).
+    ids_ : ndarray or None
+        The ``ids`` given to ``fit``.
     cache_info_ : dict
         ``{"hits": n, "misses": n}`` per stage (``filter``, ``pretrain``, ``candidate``).
     holdout_scores_ : pandas.DataFrame
@@ -789,7 +793,8 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             )
         Xf = {f: self._transform(f, X) for f in fsets}
         Xpf = {f: self._transform(f, Xp) for f in fsets} if pre_objs else {}
-        data_fp = {f: joblib.hash((Xf[f], y_idx, confidence, __version__)) for f in fsets}
+        data_fp = {f: joblib.hash((Xf[f], y_idx, __version__)) for f in fsets}
+        conf_fp = None if confidence is None else joblib.hash(confidence)
         pre_fp = {f: joblib.hash((Xpf[f], yp, pconf)) for f in Xpf}
 
         # 1. filter the pre-training set: once per feature set (all strategies share scores)
@@ -850,7 +855,8 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             state = None if obj is None else self.pretrained_states_[(f, obj, m)]
             key = joblib.hash((
                 "candidate", est_key, cfg["finetune"], cfg["early_stopping"],
-                cfg["exclude_conf1"], None if obj is None else state_keys[(f, obj, m)],
+                cfg["exclude_conf1"], conf_fp if cfg["exclude_conf1"] else None,
+                None if obj is None else state_keys[(f, obj, m)],
                 data_fp[f], folds, seed,
             ))
             path = _cache_path(cache_dir, "candidate", key)

@@ -67,7 +67,8 @@ def cache_dir(tmp_path_factory):
 def fitted(data, cache_dir):
     X, y, Xp, yp, Xh, yh = data
     mesh = small_system(cache_dir=str(cache_dir))
-    return mesh.fit(X, y, X_pretrain=Xp, y_pretrain=yp, holdout=(Xh, yh))
+    ids = np.array([f"clip{i:04d}" for i in range(len(y))])
+    return mesh.fit(X, y, X_pretrain=Xp, y_pretrain=yp, holdout=(Xh, yh), ids=ids)
 
 
 # ------------------------------------------------------------------ systems 1-4
@@ -89,6 +90,8 @@ def test_four_systems_end_to_end(fitted, data):
         assert isinstance(fitted.ensembles_[s], GreedyOOFEnsemble)
         assert fitted.ensembles_[s].selected_ == fitted.members_[s]
     assert fitted.oof_score_ == pytest.approx(table.loc[1, "oof_hf"])
+    assert fitted.ids_[0] == "clip0000" and fitted.ensembles_[1].ids_[0] == "clip0000"
+    assert sorted(np.bincount(fitted.folds_)) == [70, 70]
     # every system predicts, rows sum to 1, and predict_proba_systems agrees
     all_p = fitted.predict_proba_systems(Xh)
     assert sorted(all_p) == [1, 2, 3, 4]
