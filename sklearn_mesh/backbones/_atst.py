@@ -343,6 +343,7 @@ _IGNORED_PREFIXES = (
     "model.atst_mel.",
     "weak_head.",
     "strong_head.",
+    "seq_model.",  # PretrainedSED's optional RNN on top of the encoder (not an embedding)
     "model.student.",
     "model.teacher.",  # anything of the teacher that is not the encoder (projection heads)
     "student.",
