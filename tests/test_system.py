@@ -381,3 +381,39 @@ def test_submission_frame_matches_argmax(n, k, seed):
         best = max(range(k), key=lambda j: proba[i, j])
         assert table.loc[i, "predicted_bst_second_level_class"] == classes[best]
         assert table.loc[i, "prediction_score"] == proba[i, best]
+
+
+# ------------------------------------------------------- interruption, int labels
+def test_interrupted_fit_resumes_where_it_stopped(data, tmp_path, monkeypatch):
+    import sklearn_mesh.system as system_mod
+
+    X, y, *_ = data
+    params = dict(pretrain_objectives=(None,), finetune_objectives=("ce", "focal", "focal+hproxy"),
+                  feature_sets=None, systems=(1,), cache_dir=str(tmp_path))
+    original = system_mod._run_candidate
+    done = []
+
+    def crash_on_third(*args, **kwargs):
+        if len(done) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        done.append(args[1]["name"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(system_mod, "_run_candidate", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        small_system(**params).fit(X, y)
+    monkeypatch.setattr(system_mod, "_run_candidate", original)
+    mesh = small_system(**params).fit(X, y)
+    assert mesh.cache_info_["candidate"] == {"hits": 2, "misses": 1}
+    assert set(mesh.candidates_.query("cached")["name"]) == set(done)
+
+
+def test_integer_labels_give_leaf_names_in_the_submission(data):
+    X, y, *_ = data
+    y_int = BST.encode(y)
+    mesh = small_system(pretrain_objectives=(None,), feature_sets=None, systems=(1,)).fit(X, y_int)
+    assert mesh.classes_.tolist() == list(range(23))
+    assert mesh.predict(X).dtype.kind in "iu"
+    table = mesh.submission(X[:4], ["a", "b", "c", "d"])
+    expected = np.asarray(BST.leaves)[mesh.predict(X[:4])]
+    assert table["predicted_bst_second_level_class"].tolist() == expected.tolist()
