@@ -674,14 +674,15 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             )
         return arr
 
-    def _folds(self, y_idx, seed):
+    def _folds(self, y_idx, seed, groups=None):
         cv = self.cv
         if isinstance(cv, numbers.Integral):
             cv = StratifiedKFold(int(cv), shuffle=True, random_state=seed)
         else:
             cv = check_cv(cv, y_idx, classifier=True)
         folds = np.full(y_idx.shape[0], -1, dtype=np.intp)
-        for k, (_, test) in enumerate(cv.split(np.zeros((y_idx.shape[0], 1)), y_idx)):
+        splits = cv.split(np.zeros((y_idx.shape[0], 1)), y_idx, groups)
+        for k, (_, test) in enumerate(splits):
             if np.any(folds[test] >= 0):
                 raise ValueError("The cv splitter puts a sample in several test folds.")
             folds[test] = k
@@ -695,7 +696,7 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, X_pretrain=None, y_pretrain=None, pretrain_confidence=None,
-            confidence=None, ids=None, holdout=None):
+            confidence=None, ids=None, groups=None, holdout=None):
         """Train every candidate, assemble the systems, optionally score a holdout.
 
         Parameters
@@ -714,6 +715,9 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             Annotator confidence of ``X``; required when ``exclude_conf1`` holds True.
         ids : array-like of shape (n_samples,), default=None
             Sample ids of ``X``, checked by the ensembles and stored as ``ids_``.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group-aware ``cv`` (e.g. ``StratifiedGroupKFold`` with
+            uploaders, so one uploader's clips never straddle train and test).
         holdout : tuple (X_holdout, y_holdout), default=None
             Scored with :meth:`evaluate` after every selection is fixed.
 
@@ -726,6 +730,8 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         y_idx, classes, taxonomy = check_hierarchical_targets(y, self.taxonomy)
         n, n_feat = X.shape
+        if holdout is not None and not (isinstance(holdout, (tuple, list)) and len(holdout) == 2):
+            raise ValueError("holdout must be a pair (X_holdout, y_holdout).")
         grid = self._grid_values()
         build = self._systems_to_build()
         confidence = self._check_side(confidence, n, "confidence")
@@ -771,7 +777,8 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
 
         rs = self.random_state
         base = int(check_random_state(rs).randint(0, 2**31 - 1))
-        folds = self._folds(y_idx, _seed(base, "cv"))
+        groups = self._check_side(groups, n, "groups")
+        folds = self._folds(y_idx, _seed(base, "cv"), groups)
         estimator = HProxyClassifier() if self.estimator is None else self.estimator
         estimator = clone(estimator).set_params(taxonomy=taxonomy)
         filt_template = GrandEL2NFilter() if self.filter is None else self.filter
@@ -793,7 +800,8 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             )
         Xf = {f: self._transform(f, X) for f in fsets}
         Xpf = {f: self._transform(f, Xp) for f in fsets} if pre_objs else {}
-        data_fp = {f: joblib.hash((Xf[f], y_idx, __version__)) for f in fsets}
+        # raw labels (not indices): string and integer labels give different classes_
+        data_fp = {f: joblib.hash((Xf[f], y, __version__)) for f in fsets}
         conf_fp = None if confidence is None else joblib.hash(confidence)
         pre_fp = {f: joblib.hash((Xpf[f], yp, pconf)) for f in Xpf}
 
@@ -898,8 +906,6 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
         self._assemble(build, configs, y, ids, base)
         self.oof_score_ = float(self.systems_.set_index("system").loc[self.system, "oof_hf"])
         if holdout is not None:
-            if not (isinstance(holdout, (tuple, list)) and len(holdout) == 2):
-                raise ValueError("holdout must be a pair (X_holdout, y_holdout).")
             self._score_holdout(*holdout)
         return self
 

@@ -319,6 +319,8 @@ def test_errors(data):
         small_system().fit(X, y, X_pretrain=Xp, y_pretrain=yp[:-1])
     with pytest.raises(ValueError, match="selects no column"):
         small_system(feature_sets={"none": slice(0, 0)}).fit(X, y, X_pretrain=Xp, y_pretrain=yp)
+    with pytest.raises(ValueError, match="holdout must be a pair"):
+        small_system().fit(X, y, X_pretrain=Xp, y_pretrain=yp, holdout=X)
     with pytest.warns(UserWarning, match="X_pretrain is ignored"):
         small_system(pretrain_objectives=(None,), systems=(1,), finetune_objectives=("ce",),
                      feature_sets=None).fit(X, y, X_pretrain=Xp, y_pretrain=yp)
@@ -408,10 +410,17 @@ def test_interrupted_fit_resumes_where_it_stopped(data, tmp_path, monkeypatch):
     assert set(mesh.candidates_.query("cached")["name"]) == set(done)
 
 
-def test_integer_labels_give_leaf_names_in_the_submission(data):
+def test_integer_labels_and_group_folds(data):
+    from sklearn.model_selection import StratifiedGroupKFold
+
     X, y, *_ = data
     y_int = BST.encode(y)
-    mesh = small_system(pretrain_objectives=(None,), feature_sets=None, systems=(1,)).fit(X, y_int)
+    groups = np.arange(len(y)) // 7  # e.g. uploaders
+    mesh = small_system(pretrain_objectives=(None,), feature_sets=None, systems=(1,),
+                        cv=StratifiedGroupKFold(2, shuffle=True, random_state=0))
+    mesh.fit(X, y_int, groups=groups)
+    for g in np.unique(groups):  # a group never straddles two folds
+        assert len(np.unique(mesh.folds_[groups == g])) == 1
     assert mesh.classes_.tolist() == list(range(23))
     assert mesh.predict(X).dtype.kind in "iu"
     table = mesh.submission(X[:4], ["a", "b", "c", "d"])
