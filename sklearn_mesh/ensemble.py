@@ -733,7 +733,11 @@ class GreedyOOFEnsemble(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        candidates = [est for _, est in (self.estimators or []) if hasattr(est, "fit")]
+        candidates = [
+            item[1]
+            for item in (self.estimators or [])
+            if isinstance(item, tuple) and len(item) == 2 and hasattr(item[1], "fit")
+        ]
         if candidates:
             inner = [est.__sklearn_tags__().input_tags for est in candidates]
             tags.input_tags.allow_nan = all(t.allow_nan for t in inner)
