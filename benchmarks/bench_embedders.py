@@ -14,9 +14,10 @@
    embedders stream blocks of clips, so the peak must stay far below that.
 
 Usage: python benchmarks/bench_embedders.py [--quick | --full]
-  --quick (default): 12 clips for the speed table; memory: 1,000 clips through
-                     LogMelEmbedder and 60 through CLAP.
-  --full:            48 clips for speed; memory: 1,000 clips through both.
+  --quick (default): 12 clips for the speed table; memory: 250 and 1,000 clips through
+                     LogMelEmbedder, 15 and 60 through CLAP (CLAP is ~0.1-1 s per chunk
+                     on 2 CPU cores, so quick mode uses fewer clips).
+  --full:            48 clips for speed; memory: 250/1,000 (LogMel), 100/1,000 (CLAP).
 """
 
 from __future__ import annotations
@@ -102,31 +103,55 @@ def speed_table(n_clips):
           f"chunks/s {(rows[0][2] / rows[0][3]) / (rows[1][2] / rows[1][3]):.2f}x")
 
 
+def _rss_mib(peak=False):
+    """Current (or peak, VmHWM) resident memory of this process in MiB (Linux /proc)."""
+    key = "VmHWM:" if peak else "VmRSS:"
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak():
+    try:  # Linux >= 4.0: reset VmHWM to the current RSS
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:  # pragma: no cover
+        pass
+
+
 def _memory_child(kind, folder, n):
-    """Run in a subprocess: embed every file of ``folder`` and print peak RSS (MiB)."""
+    """Run in a subprocess: embed every file of ``folder`` and print memory (MiB)."""
     from sklearn_mesh.embedders import ClapAudioEmbedder, LogMelEmbedder
     from sklearn_mesh.pooling import SequencePooling
 
     files = sorted(str(p) for p in Path(folder).glob("*.wav"))[:n]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if kind == "logmel":
         emb = LogMelEmbedder(batch_size=16)
     else:
         emb = ClapAudioEmbedder(random_state=0, batch_size=8)
     emb.fit()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _rss_mib()
+    _reset_peak()
     t = time.perf_counter()
     R = emb.transform(files)
     pooled = SequencePooling(stats=("mean",)).fit_transform(R)
     dt = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"RESULT {len(files)} {base:.0f} {before:.0f} {peak:.0f} {dt:.1f} {emb.sample_rate} {pooled.shape[1]}")
+    peak = _rss_mib(peak=True)
+    out_mib = R.values.nbytes / 2**20
+    print(f"RESULT {len(files)} {before:.0f} {peak:.0f} {dt:.1f} {emb.sample_rate} {out_mib:.1f} {pooled.shape[1]}")
 
 
 def memory_table(plan, folder_durs):
     folder, durs = folder_durs
-    print("\n| embedder | clips | audio (s) | all decoded audio at model rate (MiB) | RSS after fit (MiB) | peak RSS during transform (MiB) | seconds |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| embedder | clips | audio (s) | all decoded audio at model rate (MiB) "
+          "| output frames (MiB) | RSS after fit (MiB) | peak RSS during transform (MiB) "
+          "| growth (MiB) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, n in plan:
         out = subprocess.run(
             [sys.executable, __file__, "--_memory", kind, folder, str(n)],
@@ -136,10 +161,12 @@ def memory_table(plan, folder_durs):
         if not line:
             print(f"| {kind} | failed: {out.stderr.strip().splitlines()[-1] if out.stderr else '?'} |")
             continue
-        _, k, base, before, peak, dt, sr, _ = line[0].split()
+        _, k, before, peak, dt, sr, out_mib, _ = line[0].split()
         secs = float(durs[: int(k)].sum())
         decoded = secs * int(sr) * 4 / 2**20
-        print(f"| {kind} | {k} | {secs:.0f} | {decoded:.0f} | {before} | {peak} | {dt} |")
+        growth = float(peak) - float(before)
+        print(f"| {kind} | {k} | {secs:.0f} | {decoded:.0f} | {out_mib} | {before} | {peak} "
+              f"| {growth:.0f} | {dt} |")
 
 
 def write_files(n, folder, sr=16000):
@@ -159,13 +186,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", default=True)
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="skip the speed table")
     args = parser.parse_args()
     full = args.full
     print(f"# bench_embedders ({'full' if full else 'quick'} mode)")
-    speed_table(48 if full else 12)
+    if "--memory-only" not in sys.argv:
+        speed_table(48 if full else 12)
     with tempfile.TemporaryDirectory() as folder:
         durs = write_files(1000, folder)
-        plan = [("logmel", 1000), ("clap", 1000 if full else 60)]
+        # two sizes per embedder: a streaming transform's peak must not grow with the
+        # number of clips (only the output grows)
+        plan = [("logmel", 250), ("logmel", 1000)]
+        plan += [("clap", 100), ("clap", 1000)] if full else [("clap", 15), ("clap", 60)]
         memory_table(plan, (folder, durs))
 
 

@@ -44,6 +44,7 @@ from ._compat import Interval, _fit_context, validate_data
 __all__ = ["RaggedEmbeddings", "SequencePooling", "ChunkPooling", "segment_stats", "chunk_windows"]
 
 STATS = ("mean", "max", "min", "std")
+_BLOCK_ELEMENTS = 1 << 22  # float64 work-array size of segment_stats (32 MiB)
 
 
 class RaggedEmbeddings:
@@ -322,36 +323,49 @@ def segment_stats(values, starts, lengths, stats):
     >>> segment_stats(v, np.array([0, 2]), np.array([2, 1]), ("mean", "max")).tolist()
     [[2.0, 3.0], [5.0, 5.0]]
     """
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
+    bad = [t for t in stats if t not in STATS]
+    if bad:
+        raise ValueError(f"Unknown statistic {bad[0]!r}; choose from {STATS}.")
     n, d = len(lengths), values.shape[1]
-    out = np.full((n, len(stats) * d), np.nan, dtype=np.float64)
-    ok = lengths > 0
-    if ok.any():
-        s, ln = starts[ok], lengths[ok]
-        # gather rows so that non-empty segments are contiguous and in order
-        idx = np.concatenate([np.arange(a, a + b) for a, b in zip(s, ln)]) if len(s) else []
-        v = values[idx]
+    out = np.full((n, len(stats) * d), np.nan, dtype=np.float32)
+    ok = np.flatnonzero(lengths > 0)
+    # process segments in groups of bounded size: float64 work arrays stay small
+    budget = max(1, _BLOCK_ELEMENTS // max(d, 1))
+    g0 = 0
+    while g0 < len(ok):
+        g1, rows = g0, 0
+        while g1 < len(ok) and (g1 == g0 or rows + lengths[ok[g1]] <= budget):
+            rows += lengths[ok[g1]]
+            g1 += 1
+        seg = ok[g0:g1]
+        s, ln = starts[seg], lengths[seg]
+        if np.all(s[1:] == s[:-1] + ln[:-1]):  # contiguous: a slice, no gather
+            v = values[s[0] : s[-1] + ln[-1]]
+        else:
+            v = values[np.concatenate([np.arange(a, a + b) for a, b in zip(s, ln)])]
         seg_start = np.zeros(len(ln), dtype=np.int64)
         np.cumsum(ln[:-1], out=seg_start[1:])
         mean = None
         for k, stat in enumerate(stats):
             if stat in ("mean", "std") and mean is None:
-                mean = np.add.reduceat(v, seg_start, axis=0) / ln[:, None]
+                mean = np.add.reduceat(v, seg_start, axis=0, dtype=np.float64) / ln[:, None]
             if stat == "mean":
                 res = mean
             elif stat == "max":
                 res = np.maximum.reduceat(v, seg_start, axis=0)
             elif stat == "min":
                 res = np.minimum.reduceat(v, seg_start, axis=0)
-            elif stat == "std":
+            else:  # std, two-pass
                 dev = v - np.repeat(mean, ln, axis=0)
                 res = np.sqrt(np.add.reduceat(dev * dev, seg_start, axis=0) / ln[:, None])
-            else:  # validated earlier
-                raise ValueError(f"Unknown statistic {stat!r}; choose from {STATS}.")
-            out[np.flatnonzero(ok), k * d : (k + 1) * d] = res
-    return out.astype(np.float32)
+            out[seg, k * d : (k + 1) * d] = res
+        g0 = g1
+    return out
 
 
 def chunk_windows(duration, chunk_seconds=10.0, hop_seconds=10.0, align_end=True):

@@ -230,3 +230,14 @@ def test_bad_inputs_raise_clear_errors():
         pool.transform(RaggedEmbeddings.from_list([np.ones((2, 4))]))
     with pytest.raises(ValueError, match="lengths must"):
         RaggedEmbeddings(np.ones((3, 2)), [1, 1])
+
+
+def test_segment_stats_in_small_blocks_matches_naive(monkeypatch):
+    import sklearn_mesh.pooling as pooling
+
+    rng = np.random.default_rng(3)
+    frames, R = _random_ragged(rng, n_clips=30, dim=3, max_frames=9)
+    monkeypatch.setattr(pooling, "_BLOCK_ELEMENTS", 12)  # a few clips per block
+    out = SequencePooling(stats=("std", "max", "mean")).fit_transform(R)
+    expected = np.stack([np.concatenate([NAIVE[s](f) for s in ("std", "max", "mean")]) for f in frames])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

@@ -564,22 +564,21 @@ class TorchEmbedder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
             n_clips=len(items), cache_hits=hits, failed=len(errors), computed=len(items) - hits - len(errors)
         )
         dim = self.embedding_dim_
-        frames, times, lengths, durations = [], [], [], []
-        for r in results:
-            if r is None:
-                frames.append(np.zeros((0, dim), dtype=np.float32))
-                times.append(np.zeros((0, 2)))
-                lengths.append(0)
-                durations.append(0.0)
-            else:
-                frames.append(r[0])
-                times.append(r[1])
-                lengths.append(len(r[0]))
-                durations.append(r[2])
+        lengths = np.array([0 if r is None else len(r[0]) for r in results], dtype=np.int64)
+        durations = np.array([0.0 if r is None else r[2] for r in results])
+        values = np.empty((int(lengths.sum()), dim), dtype=np.float32)
+        times = np.empty((int(lengths.sum()), 2), dtype=np.float64)
+        pos = 0
+        for i, r in enumerate(results):  # fill in place, releasing per-clip arrays
+            if r is not None:
+                values[pos : pos + len(r[0])] = r[0]
+                times[pos : pos + len(r[0])] = r[1]
+                pos += len(r[0])
+                results[i] = None
         return RaggedEmbeddings(
-            np.concatenate(frames),
+            values,
             lengths,
-            times=np.concatenate(times),
+            times=times,
             frame_hop=self.frame_hop_,
             durations=durations,
             prefix=self._name,
