@@ -57,14 +57,17 @@ _LAZY = {
     # aggregation
     "SelectiveKernelFusion": "fusion",
     "select_fusion_members": "fusion",
+    "stack_outputs": "fusion",
     "GreedyOOFEnsemble": "ensemble",
     "TaxonomyAligned": "ensemble",
     "oof_predict_proba": "ensemble",
     # the MESH recipe (Systems 1-4)
     "MESHSystem": "system",
+    "submission_frame": "system",
     # embedding-set selection
     "EmbeddingSetSelector": "selection",
     "linear_cka": "selection",
+    "plot_selection": "selection",
 }
 
 __all__ = ["__version__", *_LAZY]
