@@ -254,6 +254,16 @@ def test_clap_checkpoint_roundtrip_and_mismatch(tmp_path):
     np.testing.assert_allclose(restored.transform(clip).values, emb.transform(clip).values, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_clap_fusion_architecture_runs_offline():
+    emb = ClapAudioEmbedder(enable_fusion=True, random_state=0).fit()
+    R = emb.transform([(np.random.default_rng(0).normal(size=24000) * 0.1, 48000)])
+    assert R.values.shape == (1, 512)
+    np.testing.assert_allclose(np.linalg.norm(R.values, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="only available with the HTSAT"):
+        ClapAudioEmbedder(amodel="PANN-6", enable_fusion=True).fit()
+
+
 def test_clap_import_leaves_no_fake_torchvision():
     import sys
 
