@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from numbers import Integral
 
 from .._compat import Options
-from .base import TorchEmbedder
+from ._native import _NativeEmbedder
+from .base import _EXPECTED_FAILED_CHECKS as _BASE_EXPECTED_FAILED_CHECKS
 
 __all__ = ["ATSTFrameEmbedder"]
 
@@ -17,7 +17,7 @@ _SOURCE = (
 )
 
 
-class ATSTFrameEmbedder(TorchEmbedder):
+class ATSTFrameEmbedder(_NativeEmbedder):
     """ATST-Frame (Li et al., 2024) frame embeddings: 768-d, 25 frames per second.
 
     A native implementation of the ATST-Frame encoder (a 12-layer ViT over 64-band log-mel
@@ -83,13 +83,14 @@ class ATSTFrameEmbedder(TorchEmbedder):
     _min_input_seconds = 0.0
     _output_level = "frame"
     _name = "atst"
+    _label = "ATST-Frame"
+    _source = _SOURCE
 
     _parameter_constraints = {
-        **TorchEmbedder._parameter_constraints,
+        **_NativeEmbedder._parameter_constraints,
         "pad_to_max": ["boolean"],
         "model_config": [dict, None],
         "sample_rate": [Options(Integral, {16000})],
-        "module": [None],
     }
 
     def __init__(
@@ -123,55 +124,30 @@ class ATSTFrameEmbedder(TorchEmbedder):
         self.pad_to_max = pad_to_max
         self.model_config = model_config
 
-    # fixed by the architecture, not a parameter here (the base reads it for user modules)
-    frame_rate = None
-
     @property
     def _embedding_dim(self):
         return int((self.model_config or {}).get("embed_dim", 768))
 
     def _build_module(self):
         from ..backbones._atst import ATSTFrame, atst_state_dict_from_checkpoint
-        from ._checkpoint import load_checkpoint, load_state_dict_checked
+        from ._checkpoint import load_state_dict_checked
 
-        config = dict(self.model_config or {})
-        allowed = {"embed_dim", "depth", "num_heads", "mlp_ratio"}
-        unknown = sorted(set(config) - allowed)
-        if unknown:
-            raise ValueError(
-                f"model_config has unknown keys {unknown}; allowed: {sorted(allowed)}."
-            )
+        # encoder sizes may accompany a checkpoint: a mismatch is a CheckpointError
+        config = self._checked_model_config(
+            {"embed_dim", "depth", "num_heads", "mlp_ratio"}, random_weights_only=False
+        )
         module = ATSTFrame(pad_to_max=self.pad_to_max, encoder_kwargs=config)
         if self.checkpoint is not None:
-            state = load_checkpoint(self.checkpoint, source=_SOURCE)
-            load_state_dict_checked(
-                module.encoder,
-                atst_state_dict_from_checkpoint(state),
-                name=f"ATST-Frame checkpoint {os.fspath(self.checkpoint)!r}",
-            )
+            state = atst_state_dict_from_checkpoint(self._read_checkpoint())
+            load_state_dict_checked(module.encoder, state, name=self._checkpoint_name())
         return module
-
-    def _embed_batch(self, module, waves, lengths):
-        return module(waves, lengths)
 
     def _cache_config(self):
         return {"pad_to_max": bool(self.pad_to_max), "model_config": self.model_config}
 
 
-# same reasons as for TorchEmbedder: rows of a 2-D array are waveforms of any length
 _EXPECTED_FAILED_CHECKS = {
-    "check_n_features_in": (
-        "rows of a 2-D array are waveforms whose number of samples varies from clip to "
-        "clip, so there is no fixed n_features_in_"
-    ),
-    "check_n_features_in_after_fitting": (
-        "rows of a 2-D array are waveforms: any number of samples is valid, so "
-        "transform does not require the training width"
-    ),
-    "check_transformer_general": (
-        "its last step requires an error when transform gets another number of columns; "
-        "rows are waveforms, so any length is valid (the rest of the check passes)"
-    ),
+    **_BASE_EXPECTED_FAILED_CHECKS,
     "check_methods_sample_order_invariance": (
         "clips are batched for the transformer; another row order changes the batch "
         "composition and float32 matmul rounding by ~1e-7 (above the check's rtol=1e-7); "

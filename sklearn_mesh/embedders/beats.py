@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from numbers import Integral
 
 from .._compat import Options
-from .base import TorchEmbedder
+from ._native import _NativeEmbedder
 
 __all__ = ["BEATsEmbedder"]
 
@@ -15,7 +14,7 @@ _SOURCE = (
     "'BEATs AS2M', BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt1.pt for 'BEATs AS2M FT1')"
 )
 
-class BEATsEmbedder(TorchEmbedder):
+class BEATsEmbedder(_NativeEmbedder):
     """BEATs (Chen et al., 2023) frame embeddings: 768-d, 6.25 frames per second.
 
     A native implementation of Microsoft's BEATs encoder that loads the released
@@ -80,12 +79,13 @@ class BEATsEmbedder(TorchEmbedder):
     _max_input_seconds = 10.0
     _output_level = "frame"
     _name = "beats"
+    _label = "BEATs"
+    _source = _SOURCE
 
     _parameter_constraints = {
-        **TorchEmbedder._parameter_constraints,
+        **_NativeEmbedder._parameter_constraints,
         "model_config": [dict, None],
         "sample_rate": [Options(Integral, {16000})],
-        "module": [None],
     }
 
     def __init__(
@@ -117,9 +117,6 @@ class BEATsEmbedder(TorchEmbedder):
         self.progress = progress
         self.random_state = random_state
 
-    # fixed by the architecture, not a parameter here (the base reads it for user modules)
-    frame_rate = None
-
     @property
     def _embedding_dim(self):
         if getattr(self, "module_", None) is not None:
@@ -128,20 +125,13 @@ class BEATsEmbedder(TorchEmbedder):
 
     def _build_module(self):
         from ..backbones._beats import BEATS_DEFAULT_CONFIG, BEATS_ITER3_CONFIG, BEATsModel
-        from ._checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
+        from ._checkpoint import CheckpointError, load_state_dict_checked
 
+        config = self._checked_model_config(BEATS_DEFAULT_CONFIG)
         if self.checkpoint is None:
-            config = dict(self.model_config or {})
-            unknown = sorted(set(config) - set(BEATS_DEFAULT_CONFIG))
-            if unknown:
-                raise ValueError(f"model_config has unknown keys {unknown}; allowed: "
-                                 f"{sorted(BEATS_DEFAULT_CONFIG)}.")
             return BEATsModel({**BEATS_ITER3_CONFIG, **config})
-        if self.model_config is not None:
-            raise ValueError("model_config is only for random-weight models; with a checkpoint "
-                             "the architecture comes from the checkpoint's 'cfg'.")
-        name = f"BEATs checkpoint {os.fspath(self.checkpoint)!r}"
-        ckpt = load_checkpoint(self.checkpoint, source=_SOURCE)
+        name = self._checkpoint_name()
+        ckpt = self._read_checkpoint()
         if not isinstance(ckpt, dict) or "model" not in ckpt or "cfg" not in ckpt:
             found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
             raise CheckpointError(
@@ -152,12 +142,6 @@ class BEATsEmbedder(TorchEmbedder):
             raise CheckpointError(f"{name}: 'cfg' must be a dict, got {type(ckpt['cfg']).__name__}.")
         module = BEATsModel(ckpt["cfg"])
         return load_state_dict_checked(module, ckpt["model"], name=name)
-
-    def _embed_batch(self, module, waves, lengths):
-        return module(waves, lengths)
-
-    def _cache_config(self):
-        return {"model_config": self.model_config}
 
 
 def _check_instances():

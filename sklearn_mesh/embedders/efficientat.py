@@ -6,7 +6,8 @@ import os
 from numbers import Integral, Real
 
 from .._compat import Interval, Options, StrOptions
-from .base import TorchEmbedder
+from ._native import _NativeEmbedder
+from .base import _EXPECTED_FAILED_CHECKS
 
 __all__ = ["EfficientATEmbedder"]
 
@@ -16,7 +17,7 @@ _SOURCE = (
 )
 
 
-class EfficientATEmbedder(TorchEmbedder):
+class EfficientATEmbedder(_NativeEmbedder):
     """EfficientAT (Schmid et al., 2023) embeddings from the ``mn`` and ``dymn`` CNNs.
 
     A native implementation of EfficientAT's MobileNetV3 (``mn``, channel
@@ -86,19 +87,17 @@ class EfficientATEmbedder(TorchEmbedder):
     _max_input_seconds = 10.0
     _min_input_seconds = 0.0
     _name = "efficientat"
+    _label = "EfficientAT"
+    _source = _SOURCE
 
     _parameter_constraints = {
-        **TorchEmbedder._parameter_constraints,
+        **_NativeEmbedder._parameter_constraints,
         "model_name": [str],
         "width_mult": [Interval(Real, 0, None, closed="neither"), None],
         "output": [StrOptions({"chunk", "frames"})],
         "pad_to_max": ["boolean"],
         "sample_rate": [Options(Integral, {32000})],
-        "module": [None],
     }
-
-    # fixed by the architecture, not a parameter here (the base reads it for user modules)
-    frame_rate = None
 
     def __init__(
         self,
@@ -171,46 +170,21 @@ class EfficientATEmbedder(TorchEmbedder):
     # ------------------------------------------------------------- module
     def _build_module(self):
         from ..backbones._efficientat import EfficientAT, efficientat_state_dict_from_checkpoint
-        from ._checkpoint import load_checkpoint, load_state_dict_checked
+        from ._checkpoint import load_state_dict_checked
 
         family, width = self._width()
         module = EfficientAT(self.model_name, width_mult=width, output=self.output,
                              pad_to_max=self.pad_to_max)
         if self.checkpoint is not None:
-            state = load_checkpoint(self.checkpoint, source=_SOURCE)
-            load_state_dict_checked(
-                module.net,
-                efficientat_state_dict_from_checkpoint(state),
-                name=(
-                    f"EfficientAT checkpoint {os.fspath(self.checkpoint)!r} "
-                    f"(model_name={self.model_name!r}: {family}, width {width:g})"
-                ),
-            )
+            state = efficientat_state_dict_from_checkpoint(self._read_checkpoint())
+            name = (f"{self._checkpoint_name()} "
+                    f"(model_name={self.model_name!r}: {family}, width {width:g})")
+            load_state_dict_checked(module.net, state, name=name)
         return module
-
-    def _embed_batch(self, module, waves, lengths):
-        return module(waves, lengths)
 
     def _cache_config(self):
         return {"output": self.output, "pad_to_max": bool(self.pad_to_max),
                 "width": self._width()}
-
-
-# same reasons as for TorchEmbedder: rows of a 2-D array are waveforms of any length
-_EXPECTED_FAILED_CHECKS = {
-    "check_n_features_in": (
-        "rows of a 2-D array are waveforms whose number of samples varies from clip to "
-        "clip, so there is no fixed n_features_in_"
-    ),
-    "check_n_features_in_after_fitting": (
-        "rows of a 2-D array are waveforms: any number of samples is valid, so "
-        "transform does not require the training width"
-    ),
-    "check_transformer_general": (
-        "its last step requires an error when transform gets another number of columns; "
-        "rows are waveforms, so any length is valid (the rest of the check passes)"
-    ),
-}
 
 
 def _check_instances():

@@ -6,7 +6,7 @@ import os
 from numbers import Integral
 
 from .._compat import Options
-from .base import TorchEmbedder
+from ._native import _NativeEmbedder
 
 __all__ = ["M2DEmbedder"]
 
@@ -18,7 +18,7 @@ _SOURCE = (
 _MODEL_KEYS = {"depth", "dim", "heads", "n_time", "input_frames"}
 
 
-class M2DEmbedder(TorchEmbedder):
+class M2DEmbedder(_NativeEmbedder):
     """M2D (Niizumi et al.) frame embeddings: 3,840-d, 6.25 frames per second.
 
     A native implementation of the M2D / M2D-CLAP ViT-Base audio encoder that loads
@@ -79,12 +79,13 @@ class M2DEmbedder(TorchEmbedder):
     _max_input_seconds = None
     _output_level = "frame"
     _name = "m2d"
+    _label = "M2D"
+    _source = _SOURCE
 
     _parameter_constraints = {
-        **TorchEmbedder._parameter_constraints,
+        **_NativeEmbedder._parameter_constraints,
         "model_config": [dict, None],
         "sample_rate": [Options(Integral, {16000})],
-        "module": [None],
     }
 
     def __init__(
@@ -116,9 +117,6 @@ class M2DEmbedder(TorchEmbedder):
         self.progress = progress
         self.random_state = random_state
 
-    # fixed by the architecture, not a parameter here (the base reads it for user modules)
-    frame_rate = None
-
     @property
     def _embedding_dim(self):
         if getattr(self, "module_", None) is not None:
@@ -127,31 +125,20 @@ class M2DEmbedder(TorchEmbedder):
 
     def _build_module(self):
         from ..backbones._m2d import M2DModel, model_from_state_dict, prepare_m2d_state_dict
-        from ._checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
+        from ._checkpoint import CheckpointError, load_state_dict_checked
 
-        config = dict(self.model_config or {})
-        unknown = sorted(set(config) - _MODEL_KEYS)
-        if unknown:
-            raise ValueError(f"model_config has unknown keys {unknown}; allowed: {sorted(_MODEL_KEYS)}.")
+        config = self._checked_model_config(_MODEL_KEYS)
         if self.checkpoint is None:
             return M2DModel(**config)
-        if config:
-            raise ValueError("model_config is only for random-weight models; leave it None with a checkpoint.")
-        name = f"M2D checkpoint {os.fspath(self.checkpoint)!r}"
+        name = self._checkpoint_name()
         try:
-            state = prepare_m2d_state_dict(load_checkpoint(self.checkpoint, source=_SOURCE))
+            state = prepare_m2d_state_dict(self._read_checkpoint())
             module = model_from_state_dict(state, os.fspath(self.checkpoint))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(f"{name}: {exc} Get the weights from {_SOURCE}.") from exc
         return load_state_dict_checked(module, state, name=name)
-
-    def _embed_batch(self, module, waves, lengths):
-        return module(waves, lengths)
-
-    def _cache_config(self):
-        return {"model_config": self.model_config}
 
 
 def _check_instances():

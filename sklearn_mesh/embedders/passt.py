@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from numbers import Integral
 
 from .._compat import Options, StrOptions
-from .base import TorchEmbedder
+from ._native import _NativeEmbedder
 
 __all__ = ["FPasstEmbedder", "PasstEmbedder"]
 
@@ -20,40 +19,15 @@ _FPASST_SOURCE = (
     "'fPaSST weak checkpoint' of MESH; also fpasst_strong_1.pt)"
 )
 _MODEL_KEYS = {"depth", "dim", "heads"}
-# shorter time-position tables make tiny test models fast (windows shrink accordingly)
-_WINDOW_KEYS = {"PasstEmbedder": "input_frames", "FPasstEmbedder": "pos_embed_length"}
 
 
-def _load_passt(model_cls, checkpoint, source, label):
-    """Build the model sized like the checkpoint and load it (clear errors on mismatch)."""
-    from ..backbones._passt import passt_model_from_state_dict, prepare_passt_state_dict
-    from ._checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
+class _PasstBase(_NativeEmbedder):
+    # subclasses: _model_class (name in backbones._passt) and _window_key (the
+    # model_config key of the time-position table: shorter tables make tiny test models
+    # fast, windows shrink accordingly)
+    _model_class = None
+    _window_key = None
 
-    name = f"{label} checkpoint {os.fspath(checkpoint)!r}"
-    state = load_checkpoint(checkpoint, source=source)
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{name} holds a {type(state).__name__}, not a state dict.")
-    state, _ = prepare_passt_state_dict(state, model_cls)
-    try:
-        module = passt_model_from_state_dict(state, model_cls)
-    except KeyError as exc:
-        raise CheckpointError(f"{name}: {exc.args[0]} Get it from {source}.") from exc
-    state, ignore = prepare_passt_state_dict(state, module)
-    return load_state_dict_checked(module, state, name=name, ignore=ignore)
-
-
-def _model_kwargs(model_config, checkpoint, owner):
-    config = dict(model_config or {})
-    allowed = _MODEL_KEYS | {_WINDOW_KEYS[owner]}
-    unknown = sorted(set(config) - allowed)
-    if unknown:
-        raise ValueError(f"model_config has unknown keys {unknown}; allowed: {sorted(allowed)}.")
-    if config and checkpoint is not None:
-        raise ValueError("model_config is only for random-weight models; leave it None with a checkpoint.")
-    return config
-
-
-class _PasstBase(TorchEmbedder):
     @property
     def _max_input_seconds(self):
         module = getattr(self, "module_", None)
@@ -65,13 +39,9 @@ class _PasstBase(TorchEmbedder):
         return config.get("pos_embed_length", 250) * 0.04
 
     _parameter_constraints = {
-        **TorchEmbedder._parameter_constraints,
+        **_NativeEmbedder._parameter_constraints,
         "model_config": [dict, None],
-        "module": [None],
     }
-
-    # fixed by the architecture, not a parameter here (the base reads it for user modules)
-    frame_rate = None
 
     @property
     def _embedding_dim(self):
@@ -80,8 +50,31 @@ class _PasstBase(TorchEmbedder):
             return int(module.cls_token.shape[-1])
         return int((self.model_config or {}).get("dim", 768))
 
-    def _cache_config(self):
-        return {"model_config": self.model_config}
+    def _build_module(self):
+        from ..backbones import _passt
+
+        model_cls = getattr(_passt, self._model_class)
+        config = self._checked_model_config(_MODEL_KEYS | {self._window_key})
+        if self.checkpoint is None:
+            return model_cls(**config)
+        return self._load_passt(model_cls)
+
+    def _load_passt(self, model_cls):
+        """Build the model sized like the checkpoint and load it (clear errors on mismatch)."""
+        from ..backbones._passt import passt_model_from_state_dict, prepare_passt_state_dict
+        from ._checkpoint import CheckpointError, load_state_dict_checked
+
+        name = self._checkpoint_name()
+        state = self._read_checkpoint()
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{name} holds a {type(state).__name__}, not a state dict.")
+        state, _ = prepare_passt_state_dict(state, model_cls)
+        try:
+            module = passt_model_from_state_dict(state, model_cls)
+        except KeyError as exc:
+            raise CheckpointError(f"{name}: {exc.args[0]} Get it from {self._source}.") from exc
+        state, ignore = prepare_passt_state_dict(state, module)
+        return load_state_dict_checked(module, state, name=name, ignore=ignore)
 
 
 class PasstEmbedder(_PasstBase):
@@ -140,6 +133,10 @@ class PasstEmbedder(_PasstBase):
     """
 
     _name = "passt"
+    _label = "PaSST"
+    _source = _PASST_SOURCE
+    _model_class = "PaSSTModel"
+    _window_key = "input_frames"
 
     _parameter_constraints = {
         **_PasstBase._parameter_constraints,
@@ -185,14 +182,6 @@ class PasstEmbedder(_PasstBase):
     @property
     def _frame_hop_seconds(self):
         return None if self.output == "clip" else 0.1
-
-    def _build_module(self):
-        from ..backbones._passt import PaSSTModel
-
-        config = _model_kwargs(self.model_config, self.checkpoint, "PasstEmbedder")
-        if self.checkpoint is not None:
-            return _load_passt(PaSSTModel, self.checkpoint, _PASST_SOURCE, "PaSST")
-        return PaSSTModel(**config)
 
     def _embed_batch(self, module, waves, lengths):
         import torch
@@ -267,6 +256,10 @@ class FPasstEmbedder(_PasstBase):
     _frame_hop_seconds = 0.04
     _output_level = "frame"
     _name = "fpasst"
+    _label = "fPaSST"
+    _source = _FPASST_SOURCE
+    _model_class = "FPaSSTModel"
+    _window_key = "pos_embed_length"
 
     _parameter_constraints = {
         **_PasstBase._parameter_constraints,
@@ -301,14 +294,6 @@ class FPasstEmbedder(_PasstBase):
         self.on_error = on_error
         self.progress = progress
         self.random_state = random_state
-
-    def _build_module(self):
-        from ..backbones._passt import FPaSSTModel
-
-        config = _model_kwargs(self.model_config, self.checkpoint, "FPasstEmbedder")
-        if self.checkpoint is not None:
-            return _load_passt(FPaSSTModel, self.checkpoint, _FPASST_SOURCE, "fPaSST")
-        return FPaSSTModel(**config)
 
     def _embed_batch(self, module, waves, lengths):
         import torch
