@@ -18,6 +18,7 @@ from sklearn_mesh.backbones._features import (
     KaldiFbank,
     M2DMel,
     PasstMel,
+    htk_mel_banks,
     kaldi_mel_banks,
     slaney_mel_banks,
 )
@@ -88,6 +89,12 @@ def test_slaney_mel_banks_match_librosa():
     librosa = pytest.importorskip("librosa")
     ref = librosa.filters.mel(sr=16000, n_fft=400, n_mels=80, fmin=50, fmax=8000, htk=False, norm="slaney")
     np.testing.assert_allclose(slaney_mel_banks(80, 400, 16000, 50, 8000).numpy(), ref, atol=1e-6)
+
+
+def test_htk_mel_banks_match_librosa():
+    librosa = pytest.importorskip("librosa")
+    ref = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=64, fmin=60, fmax=7800, htk=True, norm=None)
+    np.testing.assert_allclose(htk_mel_banks(64, 1024, 16000, 60.0, 7800.0).numpy(), ref, atol=1e-5)
 
 
 @settings(deadline=None, max_examples=5)

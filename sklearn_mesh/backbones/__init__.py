@@ -10,6 +10,7 @@ from importlib import import_module
 # public name -> private submodule (one line per name; other backbones append lines)
 _LAZY = {
     "kaldi_fbank": "_features",
+    "htk_mel_banks": "_features",
     "kaldi_mel_banks": "_features",
     "slaney_mel_banks": "_features",
     "KaldiFbank": "_features",

@@ -25,11 +25,11 @@ Input length
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ._features import htk_mel_banks
 
 __all__ = [
     "ATST_SAMPLE_RATE",
@@ -78,27 +78,6 @@ def atst_frame_count(n_samples):
     return ((n // ATST_HOP) + 1) // ATST_PATCH_FRAMES
 
 
-def _htk_mel_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max):
-    """Triangular HTK mel filterbank (``n_freqs`` x ``n_mels``), unnormalised.
-
-    Same construction as torchaudio's ``melscale_fbanks(..., norm=None, mel_scale="htk")``:
-    filters are triangles between ``n_mels + 2`` points equally spaced on the HTK mel
-    scale, evaluated at the linearly spaced STFT bin frequencies.
-    """
-
-    def hz_to_mel(f):
-        return 2595.0 * math.log10(1.0 + f / 700.0)
-
-    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs)
-    m_pts = torch.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)
-    f_pts = 700.0 * (10 ** (m_pts / 2595.0) - 1.0)
-    f_diff = f_pts[1:] - f_pts[:-1]  # (n_mels + 1,)
-    slopes = f_pts.unsqueeze(0) - all_freqs.unsqueeze(1)  # (n_freqs, n_mels + 2)
-    down = -slopes[:, :-2] / f_diff[:-1]
-    up = slopes[:, 2:] / f_diff[1:]
-    return torch.clamp(torch.minimum(down, up), min=0.0)
-
-
 class ATSTMelFrontEnd(nn.Module):
     """Waveform (16 kHz) -> scaled log-mel spectrogram, one clip at a time.
 
@@ -111,8 +90,8 @@ class ATSTMelFrontEnd(nn.Module):
         self.register_buffer(
             "window", torch.hann_window(ATST_N_FFT, periodic=True), persistent=False
         )
-        fb = _htk_mel_filterbank(ATST_N_FFT // 2 + 1, ATST_N_MELS, ATST_SAMPLE_RATE, 60.0, 7800.0)
-        self.register_buffer("fbank", fb, persistent=False)
+        fb = htk_mel_banks(ATST_N_MELS, ATST_N_FFT, ATST_SAMPLE_RATE, 60.0, 7800.0)
+        self.register_buffer("fbank", fb.T.contiguous(), persistent=False)  # (n_freqs, n_mels)
 
     def forward(self, wave):
         if wave.shape[-1] < ATST_MIN_SAMPLES:

@@ -5,6 +5,9 @@ One implementation of each concept, shared by every backbone that needs it:
 - :func:`kaldi_mel_banks` -- the triangular mel filterbank of Kaldi (as in
   ``torchaudio.compliance.kaldi.get_mel_banks``); used by BEATs' fbank and by the
   PaSST / fPaSST mel front-ends.
+- :func:`htk_mel_banks` -- triangles in Hz between points equally spaced on the HTK
+  mel scale (torchaudio's ``melscale_fbanks(norm=None, mel_scale="htk")``); used by
+  ATST-Frame.
 - :func:`slaney_mel_banks` -- the Slaney-style, area-normalised filterbank of librosa
   (``librosa.filters.mel(htk=False, norm="slaney")``); used by M2D.
 - :func:`kaldi_fbank` -- Kaldi-compatible log mel filterbank features (the defaults of
@@ -31,6 +34,7 @@ __all__ = [
     "KaldiFbank",
     "M2DMel",
     "PasstMel",
+    "htk_mel_banks",
     "kaldi_fbank",
     "kaldi_mel_banks",
     "slaney_mel_banks",
@@ -89,6 +93,34 @@ def kaldi_mel_banks(n_mels, n_fft, sample_rate, low_freq=20.0, high_freq=0.0):
     down = (right - mel) / (right - center)
     banks = torch.clamp_min(torch.minimum(up, down), 0.0)
     return F.pad(banks, (0, 1))
+
+
+def htk_mel_banks(n_mels, n_fft, sample_rate, f_min, f_max):
+    """Triangular HTK mel filterbank, unnormalised, ``(n_mels, n_fft // 2 + 1)``.
+
+    Same construction as torchaudio's ``melscale_fbanks(..., norm=None, mel_scale="htk")``:
+    triangles between ``n_mels + 2`` points equally spaced on the HTK mel scale, evaluated
+    (in Hz, unlike :func:`kaldi_mel_banks`) at the linearly spaced STFT bin frequencies.
+
+    Examples
+    --------
+    >>> from sklearn_mesh.backbones._features import htk_mel_banks
+    >>> htk_mel_banks(64, 1024, 16000, 60.0, 7800.0).shape
+    torch.Size([64, 513])
+    """
+
+    def hz_to_mel(f):
+        return 2595.0 * math.log10(1.0 + f / 700.0)
+
+    n_freqs = n_fft // 2 + 1
+    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs)
+    m_pts = torch.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)
+    f_pts = 700.0 * (10 ** (m_pts / 2595.0) - 1.0)
+    f_diff = f_pts[1:] - f_pts[:-1]  # (n_mels + 1,)
+    slopes = f_pts.unsqueeze(0) - all_freqs.unsqueeze(1)  # (n_freqs, n_mels + 2)
+    down = -slopes[:, :-2] / f_diff[:-1]
+    up = slopes[:, 2:] / f_diff[1:]
+    return torch.clamp(torch.minimum(down, up), min=0.0).T
 
 
 def _slaney_hz_to_mel(freq):
