@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["main", "EMBEDDERS", "summary_scores", "CLIError"]
+__all__ = ["main", "EMBEDDERS", "summary_scores", "make_recipe", "build_feature_pipeline",
+           "CLIError"]
 
 #: ``--embedder`` name -> class name in :mod:`sklearn_mesh.embedders`.
 EMBEDDERS = {
@@ -359,12 +360,52 @@ def _demo(args):
 
 
 # ------------------------------------------------------------------------ train
+def make_recipe(grid="small", *, pretrain=False, cv=5, epochs=20, **params):
+    """The MESHSystem that ``sklearn-mesh train`` fits.
+
+    Parameters
+    ----------
+    grid : {"small", "paper"}, default="small"
+        ``"small"``: :meth:`MESHSystem.small` with a 64-d HProxyClassifier trained for
+        ``epochs``; ``"paper"``: the paper's full grid.
+    pretrain : bool, default=False
+        Without a pre-training set, every candidate is fine-tuned from scratch and only
+        System 1 is built.
+    cv : int or splitter, default=5
+    epochs : int, default=20
+        ``max_epochs`` of the small grid's classifier.
+    **params
+        Other MESHSystem parameters (``random_state``, ``cache_dir``, ``n_jobs``, ...).
+
+    Returns
+    -------
+    MESHSystem
+
+    Examples
+    --------
+    >>> from sklearn_mesh.cli import make_recipe
+    >>> make_recipe(cv=3).get_params()["pretrain_objectives"]
+    (None,)
+    """
+    from .classifier import HProxyClassifier
+    from .system import MESHSystem
+
+    if grid == "small":
+        est = HProxyClassifier(embedding_dim=64, max_epochs=epochs, lr=1e-2, patience=4,
+                               batch_size=128)
+        mesh = MESHSystem.small(estimator=est, cv=cv, **params)
+    elif grid == "paper":
+        mesh = MESHSystem(cv=cv, **params)
+    else:
+        raise CLIError(f"grid must be 'small' or 'paper', got {grid!r}.")
+    if not pretrain:
+        mesh.set_params(pretrain_objectives=(None,), systems=(1,))
+    return mesh
+
+
 def _train(args):
     import joblib
     from sklearn.pipeline import Pipeline
-
-    from .classifier import HProxyClassifier
-    from .system import MESHSystem
 
     need_audio = args.features in ("audio", "both")
     data = _load_metadata(args.metadata, audio_dir=args.audio_dir, need_audio=need_audio)
@@ -395,18 +436,11 @@ def _train(args):
         X_pre = np.asarray(features.transform(_feature_table(pre)), dtype=np.float32)
 
     _say(args, f"[2/3] MESH recipe ({args.grid} grid, {args.cv}-fold OOF)")
-    params = dict(cv=args.cv, random_state=args.random_state, cache_dir=args.cache_dir,
-                  n_jobs=args.n_jobs, verbose=0 if args.quiet else 1)
-    if args.grid == "small":
-        params["estimator"] = HProxyClassifier(embedding_dim=64, max_epochs=args.epochs,
-                                               lr=1e-2, patience=4, batch_size=128)
-        mesh = MESHSystem.small(**params)
-    else:
-        mesh = MESHSystem(**params)
+    mesh = make_recipe(args.grid, pretrain=pre is not None, cv=args.cv, epochs=args.epochs,
+                       random_state=args.random_state, cache_dir=args.cache_dir,
+                       n_jobs=args.n_jobs, verbose=0 if args.quiet else 1)
     fit_kw = {"ids": np.asarray(data.ids)}
-    if pre is None:
-        mesh.set_params(pretrain_objectives=(None,), systems=(1,))
-    else:
+    if pre is not None:
         fit_kw.update(X_pretrain=X_pre, y_pretrain=pre.target,
                       pretrain_confidence=pre.confidence)
     if True in tuple(mesh.exclude_conf1):
