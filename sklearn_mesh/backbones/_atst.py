@@ -181,6 +181,14 @@ class ATSTFrameEncoder(nn.Module):
         Architecture; the released model is 768 / 12 / 12 / 4.
     n_mels, patch_frames, max_tokens : int
         64 bands, 4 frames per token, 250 position embeddings (10 s).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.backbones import ATSTFrameEncoder
+    >>> enc = ATSTFrameEncoder(embed_dim=16, depth=1, num_heads=2)  # random weights
+    >>> enc(torch.zeros(1, 64, 100)).shape                           # 100 mel frames
+    torch.Size([1, 25, 16])
     """
 
     def __init__(

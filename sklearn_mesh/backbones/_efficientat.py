@@ -101,12 +101,6 @@ def _make_divisible(v, divisor=8):
     return new_v
 
 
-def _halve(n, times=5):
-    for _ in range(times):
-        n = (n - 1) // 2 + 1
-    return n
-
-
 def efficientat_frame_count(n_samples, *, strides=(2, 2, 2, 2)):
     """Time length of the last EfficientAT feature map for a clip of ``n_samples`` (32 kHz).
 
@@ -244,6 +238,13 @@ class MobileNetAudio(nn.Module):
 
     ``forward(mel)`` maps ``(B, 1, n_mels, T)`` to the last feature map
     ``(B, 6 * 160 * width, n_mels / 32, ~T / 32)``; ``classifier`` is kept for strict loading.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.backbones import MobileNetAudio
+    >>> MobileNetAudio(width_mult=0.1)(torch.zeros(1, 1, 128, 100)).shape
+    torch.Size([1, 96, 4, 4])
     """
 
     def __init__(self, width_mult=1.0, strides=(2, 2, 2, 2), num_classes=527):
@@ -383,6 +384,13 @@ class DynamicMobileNetAudio(nn.Module):
     coordinate attention driven by a per-block context generator.
 
     ``forward(mel)`` maps ``(B, 1, n_mels, T)`` to the last feature map.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.backbones import DynamicMobileNetAudio
+    >>> DynamicMobileNetAudio(width_mult=0.1)(torch.zeros(1, 1, 128, 100)).shape
+    torch.Size([1, 96, 4, 4])
     """
 
     def __init__(self, width_mult=1.0, strides=(2, 2, 2, 2), num_classes=527):

@@ -204,6 +204,14 @@ class KaldiFbank(nn.Module):
     Frame ``j`` covers samples ``[j * shift, j * shift + length)``; there are
     ``n_frames(n_samples)`` frames (``snip_edges=True``). No dithering (Kaldi's
     ``dither=0``, the torchaudio default BEATs uses).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.backbones import KaldiFbank
+    >>> fbank = KaldiFbank()
+    >>> fbank(torch.zeros(2, 16000)).shape, fbank.n_frames(16000)
+    (torch.Size([2, 98, 128]), 98)
     """
 
     def __init__(self, sample_rate=16000, n_mels=128, frame_length_ms=25.0, frame_shift_ms=10.0,
@@ -257,6 +265,14 @@ class PasstMel(nn.Module):
         PaSST (hear21passt) uses a symmetric window (False), fPaSST a periodic one.
     log_offset : float or None
         PaSST: ``log(x + 1e-5)``; fPaSST (None): ``log(max(x, 1e-7))``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.backbones import PasstMel
+    >>> mel = PasstMel()
+    >>> mel(torch.zeros(2, 32000)).shape, mel.n_frames(32000)
+    (torch.Size([2, 128, 100]), 100)
     """
 
     def __init__(self, sample_rate=32000, n_fft=1024, win_length=800, hop_length=320, n_mels=128,
@@ -296,6 +312,13 @@ class M2DMel(nn.Module):
     Centred STFT (reflect padding, periodic Hann window, ``n_fft = win_length``), power
     spectrum, Slaney mel banks, ``log(x + eps)``; the caller normalises with the
     checkpoint's ``norm_stats``. 16 kHz: 400 / 160 / 80 mels / 50-8000 Hz.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mesh.backbones import M2DMel
+    >>> M2DMel()(torch.zeros(2, 16000)).shape
+    torch.Size([2, 80, 101])
     """
 
     def __init__(self, sample_rate=16000, n_fft=400, hop_length=160, n_mels=80, fmin=50.0,

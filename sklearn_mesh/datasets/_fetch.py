@@ -54,6 +54,14 @@ class RemoteFile:
     ``url=None`` means ``<api>/<record>/files/<name>/content``. ``md5`` / ``sha256`` /
     ``size`` pin the expected content; when all are ``None`` the MD5 and size are read
     from the record's API entry at download time.
+
+    Examples
+    --------
+    >>> from sklearn_mesh.datasets import ZENODO_RECORDS, RemoteFile
+    >>> ZENODO_RECORDS["bsd35k_cs"]["files"]["metadata"].size
+    4374871
+    >>> RemoteFile("metadata.zip", md5="0" * 32).url is None  # <api>/<record>/files/...
+    True
     """
 
     name: str
@@ -145,6 +153,20 @@ def download_file(url, dest, *, md5=None, sha256=None, size=None, timeout=10.0, 
     DownloadError
         On network errors (after ``timeout`` seconds at most per socket operation),
         HTTP errors, truncated transfers and checksum mismatches.
+
+    Examples
+    --------
+    A complete ``.part`` left by an earlier call is verified and renamed without any
+    network access:
+
+    >>> import hashlib, os, tempfile
+    >>> from sklearn_mesh.datasets import download_file
+    >>> dest = os.path.join(tempfile.mkdtemp(), "data.bin")
+    >>> with open(dest + ".part", "wb") as fh:
+    ...     _ = fh.write(b"abc")
+    >>> md5 = hashlib.md5(b"abc").hexdigest()
+    >>> download_file("https://example.org/data.bin", dest, md5=md5, size=3).name
+    'data.bin'
     """
     if not str(url).startswith(("http://", "https://")):
         raise ValueError(f"Only http(s) URLs can be downloaded, got {url!r}.")
