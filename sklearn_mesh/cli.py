@@ -39,6 +39,8 @@ EMBEDDERS = {
 }
 
 _LABEL_COLUMNS = ("class", "class_idx", "class_top", "label", "confidence")
+# = sklearn_mesh.system.SUBMISSION_COLUMNS (not imported here: evaluate needs no torch)
+_SUBMISSION_COLUMNS = ("id", "predicted_bst_second_level_class", "prediction_score")
 
 
 class CLIError(Exception):
@@ -493,8 +495,7 @@ def _predict(args):
 # --------------------------------------------------------------------- evaluate
 def read_submission(path):
     """Read a submission CSV (ids as strings) and check its columns."""
-    from .system import SUBMISSION_COLUMNS
-
+    SUBMISSION_COLUMNS = _SUBMISSION_COLUMNS
     sub = pd.read_csv(_existing_file(path, "--submission"), dtype=str, keep_default_na=False)
     missing = [c for c in SUBMISSION_COLUMNS[:2] if c not in sub.columns]
     if missing:

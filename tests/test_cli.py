@@ -47,6 +47,13 @@ def test_no_command_prints_help(capsys):
     assert "COMMAND" in capsys.readouterr().out
 
 
+def test_submission_columns_match_system():
+    from sklearn_mesh.cli import _SUBMISSION_COLUMNS
+    from sklearn_mesh.system import SUBMISSION_COLUMNS
+
+    assert _SUBMISSION_COLUMNS == SUBMISSION_COLUMNS
+
+
 def test_summary_scores_match_metrics():
     rng = np.random.default_rng(0)
     y = rng.choice(BST.leaves, 60)
@@ -75,17 +82,29 @@ def test_align_submission_orders_by_metadata_ids():
     (["1", "1", "2", "3"], ["m-sp"] * 4, "duplicate"),
     (["1", "2", "3"], ["m-sp", "xx", "m-sp"], "unknown classes"),
 ])
-def test_evaluate_id_errors_exit_2_with_one_line(tmp_path, ids, labels, message):
+def test_evaluate_id_errors_exit_2_with_one_line(tmp_path, capsys, ids, labels, message):
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"sound_id": [1, 2, 3], "class": ["m-sp", "fx-o", "sp-s"],
                   "title": ["a", "b", "c"], "tags": ["x", "y", "z"]}).to_csv(meta, index=False)
     sub = tmp_path / "sub.csv"
     _sub(ids, labels).to_csv(sub, index=False)
+    assert main(["evaluate", "--submission", str(sub), "--metadata", str(meta)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "Traceback" not in lines[0]
+
+
+def test_error_exit_code_through_console_entry(tmp_path):
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"sound_id": [1, 2], "class": ["m-sp", "fx-o"]}).to_csv(meta, index=False)
+    sub = tmp_path / "sub.csv"
+    _sub(["1"], ["m-sp"]).to_csv(sub, index=False)
     proc = run_cli("evaluate", "--submission", sub, "--metadata", meta)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1 and "1 missing" in lines[0], proc.stderr
+    proc = run_cli("evaluate", "--debug", "--submission", sub, "--metadata", meta)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
 def test_missing_files_exit_2(tmp_path, capsys):
@@ -97,12 +116,6 @@ def test_missing_files_exit_2(tmp_path, capsys):
                  "--out", str(tmp_path / "s.csv")]) == 2
     assert main(["demo", "--n-samples", "10", "--out", str(tmp_path)]) == 2
     assert "at least 46" in capsys.readouterr().err
-
-
-def test_debug_shows_traceback(tmp_path):
-    proc = run_cli("evaluate", "--debug", "--submission", tmp_path / "no.csv",
-                   "--metadata", tmp_path / "no.csv")
-    assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
 def test_extract_rejects_checkpoint_for_weights_free_embedder(tmp_path, capsys):
@@ -182,7 +195,11 @@ def test_text_train_predict_evaluate_round_trip(bsd10k_dir, tmp_path):
     proc = run_cli("train", "--metadata", train_csv, "--features", "text", "--cv", 2,
                    "--epochs", 3, "--out", model, "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli("predict", "--model", model, "--metadata", test_csv, "--out", submission,
+    # labels in the prediction metadata are ignored (one is not even a BST class)
+    predict_csv = tmp_path / "predict.csv"
+    sub.loc[test_rows].assign(**{"class": ["zz-unknown"] + ["m-sp"] * (len(test_rows) - 1)}
+                              ).to_csv(predict_csv, index=False)
+    proc = run_cli("predict", "--model", model, "--metadata", predict_csv, "--out", submission,
                    "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pd.read_csv(submission, dtype={"id": str})
@@ -200,11 +217,3 @@ def test_text_train_predict_evaluate_round_trip(bsd10k_dir, tmp_path):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["scores"]["hF"] == pytest.approx(expected)
     assert (tmp_path / "eval" / "confusion_matrix.png").exists()
-
-    # labels in the prediction metadata are ignored: the same rows without labels
-    unlabelled = tmp_path / "eval_meta.csv"
-    sub.loc[test_rows, ["sound_id", "title", "tags"]].to_csv(unlabelled, index=False)
-    proc = run_cli("predict", "--model", model, "--metadata", unlabelled, "--out",
-                   tmp_path / "sub2.csv", "--quiet")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sub2.csv", dtype={"id": str}), table)
