@@ -8,7 +8,7 @@ Data: real recordings from the Debian package ``sonic-pi-samples`` when installe
 (``apt-get install sonic-pi-samples``; labels from the file-name family: drums,
 ambient, loops, ...), else synthetic tones / noise / chirps.
 
-Run:  python examples/raw_audio_pipeline.py [--clap CHECKPOINT.pt]
+Run:  python examples/raw_audio_pipeline.py [--max-clips N] [--clap CHECKPOINT.pt]
 """
 
 from __future__ import annotations
@@ -82,11 +82,17 @@ def build_pipeline(clap_checkpoint=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clap", help="laion-clap checkpoint file (default: log-mel frames)")
+    parser.add_argument("--max-clips", type=int, default=60,
+                        help="stratified subsample size (0: all clips); default 60")
     args = parser.parse_args()
     df = sonic_pi_frame()
     source = "sonic-pi-samples (real recordings)"
     if len(df) < 20:
         df, source = synthetic_frame(), "synthetic tones/noise/chirps"
+    counts = df["label"].value_counts()
+    df = df[df["label"].isin(counts[counts >= 8].index)].reset_index(drop=True)
+    if args.max_clips and len(df) > args.max_clips:
+        df, _ = train_test_split(df, train_size=args.max_clips, stratify=df["label"], random_state=0)
     train, test = train_test_split(df, test_size=0.33, stratify=df["label"], random_state=0)
     model = build_pipeline(args.clap)
     t0 = time.perf_counter()
