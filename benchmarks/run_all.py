@@ -94,12 +94,19 @@ def main(argv=None):
         if err:
             text += f"\n\nLast error line: `{err[0][:200]}`"
         sections.append(f"## `{path.name}`\n\n{text}\n")
+        pending = [p.name for p in found[len(summary):]]
+        write_page(args.out, mode, summary, sections, pending)
+    print(f"[run_all] wrote {args.out}")
+    return 0 if all("| ok |" in s for s in summary) else 1
 
+
+def write_page(out, mode, summary, sections, pending=()):
+    """Write the results page (after every script, so an interrupted run keeps its part)."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = [
         "# All benchmark results (generated)",
         "",
-        f"Written by `python benchmarks/run_all.py{' --full' if args.full else ''}` on "
+        f"Written by `python benchmarks/run_all.py{' --full' if mode == 'full' else ''}` on "
         f"{stamp} ({mode} mode, {platform.machine()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs). Timings come from a shared machine: compare ratios within "
         "a table, not across runs. The topic pages next to this one explain each table.",
@@ -107,13 +114,12 @@ def main(argv=None):
         "| script | status | wall s |",
         "|---|---|---:|",
         *summary,
+        *[f"| `{name}` | not run yet | |" for name in pending],
         "",
         *sections,
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(page).rstrip() + "\n")
-    print(f"[run_all] wrote {args.out}")
-    return 0 if all("| ok |" in s for s in summary) else 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(page).rstrip() + "\n")
 
 
 if __name__ == "__main__":

@@ -235,7 +235,11 @@ def _demo(args):
     from .system import MESHSystem, submission_frame
 
     if args.n_samples < 46:
-        raise CLIError(f"--n-samples must be at least 46 (2 clips per class), got {args.n_samples}.")
+        raise CLIError(f"--n-samples must be at least 46 (2 clips per class), got "
+                       f"{args.n_samples}.")
+    if not 0 < args.holdout < 1 or args.holdout * args.n_samples < 23:
+        raise CLIError(f"the holdout ({args.holdout:g} x {args.n_samples} clips) must hold at "
+                       "least one clip per class (23): raise --n-samples or --holdout.")
     if args.cv < 2:
         raise CLIError(f"--cv must be at least 2, got {args.cv}.")
     out = _out_dir(args.out)
