@@ -146,6 +146,15 @@ def plot_per_class_hf(y_true, y_pred, *, taxonomy=None, ax=None, title=None):
     return fig
 
 
+def _short_names(names):
+    """Drop the ``|``-separated name parts shared by every name (grid values held fixed)."""
+    parts = [str(n).split("|") for n in names]
+    if len({len(p) for p in parts}) != 1 or len(parts) < 2:
+        return [str(n) for n in names]
+    varying = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1]
+    return ["|".join(p[i] for i in varying) or "|".join(p) for p in parts]
+
+
 def plot_ensemble_trace(ensemble, *, ax=None, title=None):
     """Greedy OOF ensemble trace: score after each added member and the best so far.
 
@@ -179,14 +188,17 @@ def plot_ensemble_trace(ensemble, *, ax=None, title=None):
             "plot_ensemble_trace needs a fitted GreedyOOFEnsemble (or its trace_ table with "
             f"columns {sorted(needed)})."
         )
-    fig, ax = _new_axes(plt, ax, (max(4.0, 0.5 * len(trace) + 2.5), 3.2))
+    labels = _short_names(list(trace["added"]))
+    longest = max((len(lab) for lab in labels), default=0)
+    fig, ax = _new_axes(plt, ax, (max(5.0, 0.6 * len(trace) + 3.0), 3.0 + 0.055 * longest))
     steps = np.arange(len(trace))
     ax.plot(steps, trace["score"], "o-", label="after adding")
     if "score_optimized" in trace:
         ax.plot(steps, trace["score_optimized"], "s--", label="weights optimised")
     ax.plot(steps, trace["best_score"], "k-", lw=2, label="best so far")
-    ax.set_xticks(steps, [str(a)[:28] for a in trace["added"]], rotation=60, ha="right",
+    ax.set_xticks(steps, labels, rotation=60, ha="right",
                   fontsize=7)
+    ax.set_xlabel("candidate added at each step (grid values that differ)")
     ax.set_ylabel("OOF hF")
     ax.set_title(title or "Greedy OOF ensemble trace")
     ax.legend(fontsize=8)

@@ -217,3 +217,49 @@ def test_text_train_predict_evaluate_round_trip(bsd10k_dir, tmp_path):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["scores"]["hF"] == pytest.approx(expected)
     assert (tmp_path / "eval" / "confusion_matrix.png").exists()
+
+
+# ----------------------------------------------------------------------- plotting
+def test_plot_confusion_matrix_groups_by_top_level_and_counts():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn_mesh.plotting import plot_confusion_matrix
+    from sklearn_mesh.taxonomy import Taxonomy
+
+    tax = Taxonomy.from_mapping({"a": ["a-1", "a-2"], "b": ["b-1"]})
+    rng = np.random.default_rng(0)
+    y = rng.choice(tax.leaves, 50)
+    p = rng.choice(tax.leaves, 50)
+    fig = plot_confusion_matrix(y, p, taxonomy=tax, normalize=None)
+    cm = np.asarray(fig.axes[0].images[0].get_array())
+    order = sorted(range(tax.n_leaves), key=lambda i: (tax.parent_index[i], i))
+    naive = np.zeros((3, 3))
+    for t, q in zip(y, p):  # naive reference in the grouped order
+        naive[order.index(tax.leaves.index(t)), order.index(tax.leaves.index(q))] += 1
+    np.testing.assert_array_equal(cm, naive)
+    rows = np.asarray(plot_confusion_matrix(y, p, taxonomy=tax).axes[0].images[0].get_array())
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="normalize"):
+        plot_confusion_matrix(y, p, taxonomy=tax, normalize="all")
+
+
+def test_plot_per_class_hf_and_trace():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn_mesh.metrics import hierarchical_precision_recall_fscore
+    from sklearn_mesh.plotting import _short_names, plot_ensemble_trace, plot_per_class_hf
+
+    y = np.array(["m-sp", "m-sp", "fx-o", "sp-s"])
+    p = np.array(["m-sp", "m-si", "fx-v", "sp-s"])
+    fig = plot_per_class_hf(y, p)
+    heights = [b.get_height() for b in fig.axes[0].patches]
+    f = hierarchical_precision_recall_fscore(y, p, average=None)[2]
+    used = [BST.leaves.index(k) for k in BST.leaves if k in set(y) | set(p)]
+    np.testing.assert_allclose(heights, np.nan_to_num(f[used]))
+    assert _short_names(["s|a=1|b=2", "s|a=1|b=3"]) == ["b=2", "b=3"]
+    with pytest.raises(ValueError, match="GreedyOOFEnsemble"):
+        plot_ensemble_trace(pd.DataFrame({"x": [1]}))
