@@ -33,6 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._compat import HasMethods, Interval, StrOptions, _fit_context, validate_data
+from .utils.validation import check_sample_metadata
 
 __all__ = ["el2n_scores", "grand_scores", "GrandEL2NFilter", "FilteredClassifier"]
 
@@ -259,19 +260,15 @@ def _keep_mask(scores, y_idx, eligible, fraction, scope, min_per_class, keys, me
 
 
 def _check_confidence(confidence, n_samples):
-    if confidence is None:
+    conf = check_sample_metadata(
+        confidence,
+        n_samples,
+        name="confidence",
+        hint="Pass it as sample metadata, e.g. filter.fit_resample(X, y, confidence=c), "
+        "never as a feature column.",
+    )
+    if conf is None:
         return None
-    if hasattr(confidence, "to_numpy"):
-        confidence = confidence.to_numpy()
-    conf = np.asarray(confidence)
-    if conf.ndim == 2 and conf.shape[1] == 1:
-        conf = conf.ravel()
-    if conf.ndim != 1 or conf.shape[0] != n_samples:
-        raise ValueError(
-            f"confidence must be a 1-D array with one value per training sample "
-            f"({n_samples}); got shape {conf.shape}. Pass it as sample metadata, e.g. "
-            "filter.fit_resample(X, y, confidence=c), never as a feature column."
-        )
     try:
         return conf.astype(np.float64)
     except (TypeError, ValueError) as exc:

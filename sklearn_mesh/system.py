@@ -65,7 +65,11 @@ from .fusion import SelectiveKernelFusion, select_fusion_members
 from .metrics import hierarchical_f1_score
 from .nn.losses import LOSSES
 from .taxonomy import Taxonomy
-from .utils.validation import check_classes_match, check_hierarchical_targets
+from .utils.validation import (
+    check_classes_match,
+    check_hierarchical_targets,
+    check_sample_metadata,
+)
 
 __all__ = ["MESHSystem", "submission_frame", "SUBMISSION_COLUMNS", "SYSTEMS"]
 
@@ -660,20 +664,6 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Feature set {name!r} produced an array of shape {Xf.shape}.")
         return np.ascontiguousarray(Xf, dtype=np.float32)
 
-    def _check_side(self, values, n, what):
-        if values is None:
-            return None
-        if hasattr(values, "to_numpy"):
-            values = values.to_numpy()
-        arr = np.asarray(values)
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            arr = arr.ravel()
-        if arr.ndim != 1 or arr.shape[0] != n:
-            raise ValueError(
-                f"{what} must be 1-D with {n} entries (one per row); got shape {arr.shape}."
-            )
-        return arr
-
     def _folds(self, y_idx, seed, groups=None):
         cv = self.cv
         if isinstance(cv, numbers.Integral):
@@ -734,10 +724,10 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
             raise ValueError("holdout must be a pair (X_holdout, y_holdout).")
         grid = self._grid_values()
         build = self._systems_to_build()
-        confidence = self._check_side(confidence, n, "confidence")
+        confidence = check_sample_metadata(confidence, n, name="confidence")
         if confidence is not None:
             confidence = confidence.astype(np.float64)
-        ids = self._check_side(ids, n, "ids")
+        ids = check_sample_metadata(ids, n, name="ids")
         if True in grid["exclude_conf1"] and confidence is None:
             raise ValueError(
                 "exclude_conf1 contains True (remove confidence-1 clips from the training "
@@ -759,12 +749,14 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
                     f"X_pretrain must have the same feature columns as X ({n_feat} "
                     f"features): {exc}"
                 ) from exc
-            yp = self._check_side(y_pretrain, Xp.shape[0], "y_pretrain")
+            yp = check_sample_metadata(y_pretrain, Xp.shape[0], name="y_pretrain")
             try:
                 check_hierarchical_targets(yp, taxonomy)
             except ValueError as exc:
                 raise ValueError(f"y_pretrain: {exc}") from exc
-            pconf = self._check_side(pretrain_confidence, Xp.shape[0], "pretrain_confidence")
+            pconf = check_sample_metadata(
+                pretrain_confidence, Xp.shape[0], name="pretrain_confidence"
+            )
             if pconf is not None:
                 pconf = pconf.astype(np.float64)
         else:
@@ -777,7 +769,7 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
 
         rs = self.random_state
         base = int(check_random_state(rs).randint(0, 2**31 - 1))
-        groups = self._check_side(groups, n, "groups")
+        groups = check_sample_metadata(groups, n, name="groups")
         folds = self._folds(y_idx, _seed(base, "cv"), groups)
         estimator = HProxyClassifier() if self.estimator is None else self.estimator
         estimator = clone(estimator).set_params(taxonomy=taxonomy)
@@ -1038,8 +1030,8 @@ class MESHSystem(ClassifierMixin, BaseEstimator):
     def submission(self, X, ids):
         """The challenge submission table for ``X`` (see :func:`submission_frame`)."""
         proba = self.predict_proba(X)
-        return submission_frame(proba, self._check_side(ids, proba.shape[0], "ids"),
-                                self.taxonomy_.leaves)
+        ids = check_sample_metadata(ids, proba.shape[0], name="ids")
+        return submission_frame(proba, ids, self.taxonomy_.leaves)
 
     def write_submission(self, X, ids, path):
         """Write the submission CSV (``id, predicted_bst_second_level_class,

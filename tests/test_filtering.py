@@ -302,9 +302,9 @@ def test_confidence_rule():
 
 def test_confidence_errors():
     X, y, _ = _blobs()
-    with pytest.raises(ValueError, match="one value per training sample"):
+    with pytest.raises(ValueError, match="confidence must be a 1-D array with one value per sample"):
         GrandEL2NFilter(prune_fraction=0.0).fit(X, y, confidence=np.ones(len(y) - 1))
-    with pytest.raises(ValueError, match="one value per training sample"):
+    with pytest.raises(ValueError, match="confidence must be a 1-D array with one value per sample"):
         GrandEL2NFilter(prune_fraction=0.0).fit(X, y, confidence=np.ones((len(y), 2)))
     conf = np.where(y == 2, 1.0, 5.0)  # a whole class at confidence 1
     with pytest.raises(ValueError, match="confidence rule.*min_per_class"):

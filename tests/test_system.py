@@ -216,7 +216,7 @@ def test_submission_csv(fitted, data, tmp_path):
     assert back["predicted_bst_second_level_class"].tolist() == list(fitted.predict(Xh))
     assert set(back["predicted_bst_second_level_class"]) <= set(BST.leaves)
     pd.testing.assert_frame_equal(table.astype({"id": str}), back)
-    with pytest.raises(ValueError, match="one id per row|entries"):
+    with pytest.raises(ValueError, match="one id per row|one value per sample"):
         fitted.write_submission(Xh, ids[:-1], tmp_path / "bad.csv")
 
 
@@ -315,7 +315,7 @@ def test_errors(data):
     bad[0] = "not-a-class"
     with pytest.raises(ValueError, match="y_pretrain"):
         small_system().fit(X, y, X_pretrain=Xp, y_pretrain=bad)
-    with pytest.raises(ValueError, match="y_pretrain must be 1-D with 160"):
+    with pytest.raises(ValueError, match=r"y_pretrain must be a 1-D array with one value per sample \(160\)"):
         small_system().fit(X, y, X_pretrain=Xp, y_pretrain=yp[:-1])
     with pytest.raises(ValueError, match="selects no column"):
         small_system(feature_sets={"none": slice(0, 0)}).fit(X, y, X_pretrain=Xp, y_pretrain=yp)

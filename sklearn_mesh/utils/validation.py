@@ -49,3 +49,29 @@ def check_classes_match(classes_a, classes_b, *, what="model") -> None:
             f"taxonomy order ({list(b)[:6]}...). Every model must use the same taxonomy; "
             "reorder its probability columns to the taxonomy order first."
         )
+
+
+def check_sample_metadata(values, n_samples, *, name, hint=""):
+    """Validate per-sample metadata (confidence, ids, groups): one value per row, 1-D.
+
+    ``None`` passes through. A pandas Series or a single-column 2-D array is flattened.
+
+    Examples
+    --------
+    >>> from sklearn_mesh.utils.validation import check_sample_metadata
+    >>> check_sample_metadata([[5], [1]], 2, name="confidence").tolist()
+    [5, 1]
+    """
+    if values is None:
+        return None
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} must be a 1-D array with one value per sample ({n_samples}); got shape "
+            f"{arr.shape}.{' ' + hint if hint else ''}"
+        )
+    return arr
