@@ -129,39 +129,6 @@ class _SKFusion(nn.Module):
         return torch.log_softmax(v, dim=1)
 
 
-class _Adam:
-    """Adam with L2 weight decay, computed as ``torch.optim.Adam(weight_decay=...)`` does.
-
-    Written out because creating any ``torch.optim`` optimizer imports ``torch._dynamo``,
-    which takes several seconds — longer than training a fusion.
-    """
-
-    def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-        self.t = 0
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self):
-        self.t += 1
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / c2**0.5).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / c1)
-
-
 class SelectiveKernelFusion(ClassifierMixin, BaseEstimator):
     """Per-sample attention over M models' outputs (Selective Kernel fusion).
 
@@ -351,7 +318,7 @@ class SelectiveKernelFusion(ClassifierMixin, BaseEstimator):
         gen = torch.Generator().manual_seed(seed)
         Xt = torch.from_numpy(np.ascontiguousarray(B))
         yt = torch.from_numpy(y_idx.astype(np.int64))
-        opt = _Adam(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = torch.nn.NLLLoss()
         train_t = torch.from_numpy(train)
         val_t = torch.from_numpy(val)

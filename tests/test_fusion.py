@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from sklearn_mesh.fusion import (
     SelectiveKernelFusion,
-    _Adam,
     _SKFusion,
     select_fusion_members,
     stack_outputs,
@@ -176,21 +175,3 @@ def test_select_fusion_members():
     assert set(names) == {"a", "b"}
     with pytest.raises(ValueError, match="n_members"):
         select_fusion_members(pool, y, n_members=0)
-
-
-@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_adam_matches_torch_optim(weight_decay):
-    torch.manual_seed(0)
-    a = torch.nn.Linear(5, 3).double()
-    b = torch.nn.Linear(5, 3).double()
-    b.load_state_dict(a.state_dict())
-    ours = _Adam(a.parameters(), lr=1e-2, weight_decay=weight_decay)
-    ref = torch.optim.Adam(b.parameters(), lr=1e-2, weight_decay=weight_decay)
-    x = torch.randn(16, 5, dtype=torch.float64)
-    for _ in range(5):
-        for model, opt in ((a, ours), (b, ref)):
-            opt.zero_grad()
-            (model(x) ** 2).mean().backward()
-            opt.step()
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        torch.testing.assert_close(pa, pb)
