@@ -32,9 +32,11 @@ _LAZY = {
     "make_bst_audio": "datasets",
     # audio, embedders, pooling
     "load_audio": "audio",
+    "AudioLoadError": "audio",
     "RaggedEmbeddings": "pooling",
     "SequencePooling": "pooling",
     "ChunkPooling": "pooling",
+    "chunk_windows": "pooling",
     "TorchEmbedder": "embedders",
     "LogMelEmbedder": "embedders",
     "ClapAudioEmbedder": "embedders",
