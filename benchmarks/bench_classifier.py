@@ -131,9 +131,9 @@ def main(argv=None):
     n_folds, max_epochs, patience = (5, 50, 10) if full else (2, 6, 3)
     n_folds = args.folds or n_folds
     max_epochs = args.epochs or max_epochs
-    label = ("full" if full else "quick") + (
-        f", overridden: folds={args.folds}, epochs={args.epochs}" if args.folds or args.epochs
-        else "")
+    overrides = [f"{k}={v}" for k, v in (("folds", args.folds), ("epochs", args.epochs)) if v]
+    label = ("full" if full else "quick") + (f", overridden: {', '.join(overrides)}"
+                                              if overrides else "")
     print(f"# bench_classifier ({label}): BSD10k v1.0 train metadata, MiniLM title+tags, "
           f"X {X.shape}, torch threads {torch.get_num_threads()}\n")
 
