@@ -46,8 +46,9 @@ def tables(text):
         if line.lstrip().startswith("|"):
             if not (i > 0 and lines[i - 1].lstrip().startswith("|")):
                 keep.append("")
-                if prev.strip():
-                    keep.append(prev.strip())
+                caption = prev.strip().lstrip("#").strip()  # no headings inside a section
+                if caption:
+                    keep.append(f"**{caption}**" if prev.lstrip().startswith("#") else caption)
                     keep.append("")
             keep.append(line.rstrip())
         else:
