@@ -94,6 +94,7 @@ def test_evaluate_id_errors_exit_2_with_one_line(tmp_path, capsys, ids, labels, 
     assert "Traceback" not in lines[0]
 
 
+@pytest.mark.slow
 def test_error_exit_code_through_console_entry(tmp_path):
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"sound_id": [1, 2], "class": ["m-sp", "fx-o"]}).to_csv(meta, index=False)
