@@ -379,3 +379,16 @@ def test_real_recorded_audio_end_to_end(clap_audio):
     np.testing.assert_allclose(np.linalg.norm(clap.values, axis=1), 1.0, atol=1e-5)
     assert ChunkPooling(stats=("mean",)).fit_transform(clap).shape == (5, 512)
     assert isinstance(clap, RaggedEmbeddings)
+
+
+def test_sentence_embedder_pickle_keeps_a_reference_not_the_weights():
+    import pickle
+
+    from sklearn_mesh.embedders import SentenceTextEmbedder
+
+    emb = SentenceTextEmbedder().fit(["a dog barking"])
+    blob = pickle.dumps(emb)
+    assert len(blob) < 100_000  # the ~90 MB of MiniLM weights are not in the pickle
+    again = pickle.loads(blob)
+    texts = ["rain on a tin roof", "solo violin"]
+    np.testing.assert_allclose(again.transform(texts), emb.transform(texts), rtol=1e-6, atol=1e-6)

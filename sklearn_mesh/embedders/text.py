@@ -209,6 +209,8 @@ class SentenceTextEmbedder(_TextEmbedderBase):
     Attributes
     ----------
     model_ : sentence_transformers.SentenceTransformer
+        Not stored when pickled: a pickle keeps ``model`` (the packaged MiniLM or the
+        folder) and reloads the weights when it is loaded, so a saved pipeline stays small.
     n_features_out_ : int
         384 for MiniLM.
 
@@ -236,6 +238,18 @@ class SentenceTextEmbedder(_TextEmbedderBase):
 
     def _load(self):
         return _sentence_model(self.model, self.device_), None
+
+    def __getstate__(self):
+        # The weights are a file-backed resource (the packaged MiniLM or a local folder):
+        # a pickle stores the reference, not ~90 MB of weights, and unpickling reloads it.
+        state = dict(super().__getstate__())  # object.__getstate__ may return __dict__ itself
+        state.pop("model_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "device_" in state and "model_" not in state:
+            self.model_, self.tokenizer_ = self._load()
 
     def _encode(self, texts):
         import torch
