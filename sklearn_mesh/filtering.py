@@ -93,7 +93,14 @@ def _scores(X, y, methods, *, module, hidden_units, n_epochs, n_runs, batch_size
     return out
 
 
-_SCORE_PARAMS_DOC = """
+def el2n_scores(
+    X, y, *, module=None, hidden_units=128, n_epochs=5, n_runs=10, batch_size=128, lr=1e-3,
+    cv=None, standardize=True, device="cpu", random_state=None, return_proba=False,
+):
+    r"""EL2N score of each sample: ``||softmax(f(x)) - onehot(y)||_2`` averaged over runs.
+
+    Parameters
+    ----------
     X : array-like of shape (n_samples, n_features)
         Features (e.g. embeddings).
     y : array-like of shape (n_samples,)
@@ -128,18 +135,6 @@ _SCORE_PARAMS_DOC = """
     return_proba : bool, default=False
         Also return the run-averaged (out-of-fold when ``cv`` is set) probabilities,
         shape ``(n_samples, n_classes)``, columns in ``np.unique(y)`` order.
-"""
-
-
-def el2n_scores(
-    X, y, *, module=None, hidden_units=128, n_epochs=5, n_runs=10, batch_size=128, lr=1e-3,
-    cv=None, standardize=True, device="cpu", random_state=None, return_proba=False,
-):
-    r"""EL2N score of each sample: ``||softmax(f(x)) - onehot(y)||_2`` averaged over runs.
-
-    Parameters
-    ----------
-    {params}
     Returns
     -------
     scores : ndarray of shape (n_samples,)
@@ -180,9 +175,8 @@ def grand_scores(
     every trainable parameter belongs to an ``nn.Linear`` (the built-in model), the exact
     closed form ``||d_i|| * ||a_i||`` per layer is used instead (same values, far faster).
 
-    Parameters
-    ----------
-    {params}
+    It takes the same parameters as :func:`el2n_scores`.
+
     Returns
     -------
     scores : ndarray of shape (n_samples,)
@@ -211,8 +205,6 @@ def grand_scores(
     return (out["grand"], out["proba"]) if return_proba else out["grand"]
 
 
-el2n_scores.__doc__ = el2n_scores.__doc__.replace("{params}", _SCORE_PARAMS_DOC.strip("\n").lstrip())
-grand_scores.__doc__ = grand_scores.__doc__.replace("{params}", _SCORE_PARAMS_DOC.strip("\n").lstrip())
 
 
 # =========================================================================== selection
