@@ -13,19 +13,13 @@ from .base import TorchEmbedder
 __all__ = ["LogMelEmbedder", "mel_filterbank"]
 
 
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
 def mel_filterbank(sample_rate, n_fft, n_mels, fmin=0.0, fmax=None, norm="area"):
     """Triangular HTK-mel filterbank of shape ``(n_fft // 2 + 1, n_mels)``.
 
-    ``norm="area"`` scales each triangle to unit area (Slaney style); ``None`` keeps unit
-    peaks (torchaudio's ``melscale_fbanks(norm=None)``, used by laion-clap).
+    The triangles are :func:`sklearn_mesh.backbones._features.htk_mel_banks` (the one
+    HTK filterbank of the package). ``norm="area"`` scales each triangle to unit area
+    (Slaney style); ``None`` keeps unit peaks (torchaudio's
+    ``melscale_fbanks(norm=None)``, used by laion-clap).
 
     Examples
     --------
@@ -33,15 +27,14 @@ def mel_filterbank(sample_rate, n_fft, n_mels, fmin=0.0, fmax=None, norm="area")
     >>> mel_filterbank(16000, 512, 40).shape
     (257, 40)
     """
+    from ..backbones._features import htk_mel_banks
+
     fmax = sample_rate / 2 if fmax is None else fmax
-    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    up = (freqs[:, None] - lower[None]) / np.maximum(centre - lower, 1e-9)[None]
-    down = (upper[None] - freqs[:, None]) / np.maximum(upper - centre, 1e-9)[None]
-    fb = np.clip(np.minimum(up, down), 0.0, None)
+    fb = htk_mel_banks(n_mels, n_fft, sample_rate, fmin, fmax).T.numpy().astype(np.float64)
     if norm == "area":
-        fb *= (2.0 / np.maximum(upper - lower, 1e-9))[None]
+        mel_min, mel_max = (2595.0 * np.log10(1.0 + f / 700.0) for f in (fmin, fmax))
+        edges = 700.0 * (10.0 ** (np.linspace(mel_min, mel_max, n_mels + 2) / 2595.0) - 1.0)
+        fb *= (2.0 / np.maximum(edges[2:] - edges[:-2], 1e-9))[None]
     return fb.astype(np.float32)
 
 
