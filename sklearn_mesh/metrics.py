@@ -125,6 +125,18 @@ def _per_class(t_idx, p_idx, taxonomy, lam, never_predicted):
     return precision, recall, f, support, n_pred, used
 
 
+def _macro(precision, recall, f, used):
+    """Unweighted means over the classes used in the average."""
+    if not used.any():
+        # Only possible with never_predicted="drop": every true class went unpredicted.
+        return 0.0, 0.0, 0.0
+    return (
+        float(np.mean(precision[used])),
+        float(np.mean(recall[used])),
+        float(np.mean(f[used])),
+    )
+
+
 def hierarchical_precision_recall_fscore(
     y_true,
     y_pred,
@@ -166,14 +178,7 @@ def hierarchical_precision_recall_fscore(
         return precision, recall, f
     if average != "macro":
         raise ValueError(f"average must be 'macro' or None, got {average!r}.")
-    if not used.any():
-        # Only possible with never_predicted="drop": every true class went unpredicted.
-        return 0.0, 0.0, 0.0
-    return (
-        float(np.mean(precision[used])),
-        float(np.mean(recall[used])),
-        float(np.mean(f[used])),
-    )
+    return _macro(precision, recall, f, used)
 
 
 def hierarchical_f1_score(y_true, y_pred, *, taxonomy=None, lam=0.75, never_predicted="zero"):
@@ -233,9 +238,7 @@ def hierarchical_classification_report(
             "in_average": used[rows],
         }
     )
-    hp, hr, hf = hierarchical_precision_recall_fscore(
-        y_true, y_pred, taxonomy=taxonomy, lam=lam, never_predicted=never_predicted
-    )
+    hp, hr, hf = _macro(precision, recall, f, used)
     macro = pd.DataFrame(
         [
             {
