@@ -16,6 +16,9 @@ BSD10K_DIR = Path(
 CACHE_DIR = Path(os.environ.get("SKLEARN_MESH_BENCH_CACHE", Path.home() / ".cache" / "sklearn_mesh"))
 
 
+_RECIPE = "load_bsd_metadata(text_fields=(title, tags)) -> SentenceTextEmbedder() v1"
+
+
 def bsd10k_metadata_path() -> Path:
     path = BSD10K_DIR / "metadata_train.csv"
     if not path.is_file():
@@ -38,10 +41,12 @@ def bsd10k_text_features():
     """MiniLM (offline, 384-d) embeddings of title + tags, labels and ids.
 
     Returns ``(X float32 (n, 384), y object array, ids)``; cached under ``CACHE_DIR``
-    keyed by the metadata file's content.
+    keyed by the metadata file's content and the recipe above.
     """
     path = bsd10k_metadata_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    # the key covers the data and the recipe (text fields, embedder), so a cache written
+    # by another recipe is never served as this one
+    digest = hashlib.sha256(path.read_bytes() + _RECIPE.encode()).hexdigest()[:16]
     cache = CACHE_DIR / f"bsd10k_minilm_{digest}.npz"
     if cache.is_file():
         data = np.load(cache, allow_pickle=True)
