@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._features import htk_mel_banks
+from ._features import htk_mel_banks, padded_batch
 
 __all__ = [
     "ATST_SAMPLE_RATE",
@@ -409,12 +409,9 @@ def _parity_ours(checkpoint_path, waves):
     model = ATSTFrame()
     model.encoder.load_state_dict(atst_state_dict_from_checkpoint(sd))
     model.eval()
-    lengths = [len(w) for w in waves]
-    batch = torch.zeros(len(waves), max(lengths))
-    for i, w in enumerate(waves):
-        batch[i, : len(w)] = torch.as_tensor(w)
+    batch, lengths = padded_batch(waves)
     with torch.inference_mode():
-        frames, mask = model(batch, torch.tensor(lengths))
+        frames, mask = model(batch, lengths)
     return [frames[i][mask[i]].numpy() for i in range(len(waves))]
 
 

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._features import padded_batch
+
 __all__ = [
     "EFFICIENTAT_SAMPLE_RATE",
     "EfficientATMelFrontEnd",
@@ -565,14 +567,11 @@ def _parity_ours_named(checkpoint_path, waves, model_name):
     model = EfficientAT(model_name, output="frames")
     model.net.load_state_dict(efficientat_state_dict_from_checkpoint(sd))
     model.eval()
-    lengths = [len(w) for w in waves]
-    batch = torch.zeros(len(waves), max(lengths))
-    for i, w in enumerate(waves):
-        batch[i, : len(w)] = torch.as_tensor(w)
+    batch, lengths = padded_batch(waves)
     with torch.inference_mode():
-        frames, mask = model(batch, torch.tensor(lengths))
+        frames, mask = model(batch, lengths)
         model.output = "chunk"
-        chunks, _ = model(batch, torch.tensor(lengths))
+        chunks, _ = model(batch, lengths)
     return [torch.cat([frames[i][mask[i]], chunks[i]]).numpy() for i in range(len(waves))]
 
 

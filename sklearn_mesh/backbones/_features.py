@@ -343,3 +343,19 @@ class M2DMel(nn.Module):
         mel = torch.matmul(self.banks, power)
         return (mel + _EPS32).log()
 
+
+def padded_batch(waves):
+    """Zero-pad 1-D waveforms into one ``(B, T)`` batch; returns ``(batch, lengths)``.
+
+    Examples
+    --------
+    >>> from sklearn_mesh.backbones._features import padded_batch
+    >>> batch, lengths = padded_batch([[1.0, 2.0], [3.0]])
+    >>> batch.tolist(), lengths.tolist()
+    ([[1.0, 2.0], [3.0, 0.0]], [2, 1])
+    """
+    lengths = torch.tensor([len(w) for w in waves])
+    batch = torch.zeros(len(waves), int(lengths.max()))
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = torch.as_tensor(w)
+    return batch, lengths
