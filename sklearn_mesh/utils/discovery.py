@@ -14,10 +14,9 @@ import sklearn_mesh
 def _iter_modules():
     for info in pkgutil.walk_packages(sklearn_mesh.__path__, prefix="sklearn_mesh."):
         parts = info.name.split(".")
-        if any(p.startswith("_") for p in parts[1:]) and not parts[-1].startswith("__"):
-            # private modules are imported through their public package
-            continue
-        if parts[-1] in ("cli", "__main__"):
+        # private modules (and __main__) are reached through their public package; the
+        # CLI defines no estimators
+        if any(p.startswith("_") for p in parts[1:]) or parts[-1] == "cli":
             continue
         yield importlib.import_module(info.name)
 
